@@ -1,0 +1,85 @@
+//! The `strata-agent` command line.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::collect::Config;
+
+/// strata's node agent: sees the processes, TCP connections (NAT resolved), containers and
+/// resources of this host, with eBPF when it can and procfs when it cannot.
+#[derive(Debug, Parser)]
+#[command(name = "strata-agent", version)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Observe this node for a while, then print what was seen (processes, containers,
+    /// connections with bytes and NAT-resolved destinations, host facts, dropped events).
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SnapshotArgs {
+    /// Seconds to observe before printing.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub format: OutputFormat,
+    /// Write the snapshot to this file instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub collect: CollectArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// The full snapshot as pretty-printed JSON.
+    Json,
+    /// A short human-readable summary.
+    Summary,
+}
+
+/// How to collect.
+#[derive(Debug, clap::Args)]
+pub struct CollectArgs {
+    /// Do not use eBPF: poll procfs instead (what happens anyway when eBPF is unavailable).
+    #[arg(long)]
+    pub no_ebpf: bool,
+    /// Do not follow conntrack (NAT-translated connections keep their dialled address).
+    #[arg(long)]
+    pub no_conntrack: bool,
+    /// Do not watch the Docker engine.
+    #[arg(long)]
+    pub no_docker: bool,
+    /// Seconds between full procfs scans of process CPU and memory (and, without eBPF, of
+    /// sockets).
+    #[arg(long, default_value_t = 5.0)]
+    pub scan_interval: f64,
+}
+
+impl CollectArgs {
+    pub fn config(&self) -> Config {
+        Config {
+            ebpf: !self.no_ebpf,
+            conntrack: !self.no_conntrack,
+            docker: !self.no_docker,
+            scan_interval: Duration::from_secs_f64(self.scan_interval.max(0.1)),
+            ..Config::default()
+        }
+    }
+}

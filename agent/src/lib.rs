@@ -1,0 +1,26 @@
+//! strata's per-node agent: collectors for processes, TCP connections, NAT, containers and
+//! host facts (eBPF first, procfs when eBPF is unavailable), feeding a pure, bounded core
+//! state that snapshots and reports are built from.
+//!
+//! - [`model`]: the agent's own types for what it sees.
+//! - [`core`]: the pure state, fed by events, testable without root.
+//! - [`collect`]: the sources (eBPF, procfs, conntrack, Docker, rtnetlink) and the async
+//!   collector that drives them.
+//! - [`cli`]: the `strata-agent` command line.
+
+pub mod cli;
+pub mod collect;
+pub mod core;
+pub mod model;
+
+/// An error and its sources on one line, outermost first: `a: b: c`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

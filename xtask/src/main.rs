@@ -1,0 +1,58 @@
+//! strata's developer tasks, run as `cargo xtask <task>`: set-up of a fresh Debian machine,
+//! running the system, running every test, and the load benchmark.
+//!
+//! Each task that needs tools calls [`setup::run`] first, so the README's two commands are
+//! all a new machine needs.
+
+mod bench;
+mod cmd;
+mod setup;
+mod test;
+mod up;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "strata developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what building and testing strata needs (idempotent; Debian, as root).
+    Setup,
+    /// Build strata and run it on this host, showing what the agent sees.
+    Up(up::Args),
+    /// Run every check and test: formatting, lints, unit tests and privileged end-to-end
+    /// tests against the kernel and a Docker engine.
+    Test(test::Args),
+    /// Load the agent with process spawns and TCP connections and report its CPU and memory.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::run(),
+        Task::Up(args) => setup::run().and_then(|()| up::run(&args)),
+        Task::Test(args) => setup::run().and_then(|()| test::run(&args)),
+        Task::Bench(args) => setup::run().and_then(|()| bench::run(&args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
