@@ -17,7 +17,7 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 
-use crate::{LAYOUT, TCP_EVENTS, count_drop, current_owner};
+use crate::{LAYOUT, TCP_EVENTS, count_drop, current_owner, wakeup_flags};
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -166,7 +166,10 @@ fn emit(kind: u32, family: u32, key: ConnKey, owner: Option<SockOwner>) {
         // SAFETY: a helper without arguments.
         event_boot_ns: unsafe { bpf_ktime_get_boot_ns() },
     };
-    if TCP_EVENTS.output::<TcpEvent>(event, 0).is_err() {
+    if TCP_EVENTS
+        .output::<TcpEvent>(event, wakeup_flags(&TCP_EVENTS))
+        .is_err()
+    {
         count_drop(drop_slot::TCP_RING_FULL);
     }
 }

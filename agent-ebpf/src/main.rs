@@ -22,6 +22,7 @@ mod process;
 use agent_common::{SockOwner, TracepointLayout, bounds, drop_slot};
 use aya_ebpf::{
     Global,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_pid_tgid, generated::bpf_get_current_cgroup_id},
     macros::map,
     maps::{PerCpuArray, RingBuf},
@@ -42,6 +43,20 @@ static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop_slot::COUNT,
 /// Tracepoint record offsets, overridden by user space before load.
 #[unsafe(no_mangle)]
 static LAYOUT: Global<TracepointLayout> = Global::new(TracepointLayout::LINUX_6_18);
+
+/// Unread bytes in a ring buffer above which a submit wakes the reader. Below it, records
+/// wait for the reader's periodic drain: one wake-up per batch instead of per record.
+const WAKEUP_BYTES: u64 = 64 * 1024;
+
+/// Submit flags for `ring`: wake the reader only when enough is waiting.
+#[inline(always)]
+fn wakeup_flags(ring: &RingBuf) -> u64 {
+    if ring.query(u64::from(BPF_RB_AVAIL_DATA)) >= WAKEUP_BYTES {
+        u64::from(BPF_RB_FORCE_WAKEUP)
+    } else {
+        u64::from(BPF_RB_NO_WAKEUP)
+    }
+}
 
 /// Counts one thing that could not be recorded.
 #[inline(always)]

@@ -12,7 +12,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 
-use crate::{LAYOUT, PROC_EVENTS, count_drop, current_cgroup_id, current_pid};
+use crate::{LAYOUT, PROC_EVENTS, count_drop, current_cgroup_id, current_pid, wakeup_flags};
 
 /// What a fork tells us about a task before it execs.
 #[repr(C)]
@@ -122,5 +122,5 @@ fn emit(
             None => filename.write(0),
         }
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags(&PROC_EVENTS));
 }

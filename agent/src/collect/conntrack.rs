@@ -3,9 +3,12 @@
 //! Only TCP entries whose destination was translated matter here (DNAT, Docker's published
 //! ports, kube-proxy services): the reply direction's source differs from the original
 //! direction's destination. [`dump_nat`] reads the table once over a blocking socket;
-//! [`ConntrackEvents`] follows the `NEW` and `DESTROY` multicast groups over tokio. The kernel
-//! drops events when the socket's receive queue is full; that surfaces as
-//! [`ConntrackEvent::Overrun`] and the caller re-dumps. Each netlink message is decoded by a pure
+//! [`ConntrackEvents`] follows the `NEW` multicast group over tokio, with a classic BPF filter
+//! on the socket so the kernel delivers only entries whose destination was translated: a host
+//! opening thousands of plain connections a second costs the agent nothing here. (`DESTROY`
+//! events carry no status to filter on, so they are not followed; mappings leave with their
+//! connections and with the periodic re-dump.) The kernel drops events when the socket's
+//! receive queue is full; that surfaces as [`ConntrackEvent::Overrun`] and the caller re-dumps. Each netlink message is decoded by a pure
 //! function; messages that do not decode are skipped, counted and logged at debug level.
 
 use std::{io, net::SocketAddr, os::fd::AsRawFd};
@@ -25,8 +28,12 @@ use crate::model::{NatMapping, SocketPair};
 
 /// `NFNLGRP_CONNTRACK_NEW` from `linux/netfilter/nfnetlink.h`.
 const GROUP_NEW: u32 = 1;
-/// `NFNLGRP_CONNTRACK_DESTROY`.
-const GROUP_DESTROY: u32 = 3;
+/// `CTA_STATUS`, the conntrack attribute holding the entry's status bits (big endian).
+const CTA_STATUS: u32 = 3;
+/// `IPS_DST_NAT` from `linux/netfilter/nf_conntrack_common.h`: the destination was translated.
+const IPS_DST_NAT: u32 = 1 << 5;
+/// Length of `nlmsghdr` plus `nfgenmsg`: where a conntrack message's attributes start.
+const ATTRIBUTES_OFFSET: u32 = 16 + 4;
 /// Receive buffer asked for on the event socket, so bursts of connections are not dropped.
 const EVENT_SOCKET_BUFFER: usize = 4 << 20;
 /// Conntrack events are one small message per datagram; this is ample.
@@ -107,7 +114,7 @@ pub fn dump_nat() -> Result<Vec<NatMapping>, ConntrackError> {
     Ok(mappings.collect())
 }
 
-/// Subscribes to conntrack NEW and DESTROY multicast groups (IPv4+IPv6 TCP).
+/// Subscribes to conntrack NEW events of translated entries (IPv4+IPv6 TCP).
 #[derive(Debug)]
 pub struct ConntrackEvents {
     socket: AsyncFd<Socket>,
@@ -122,9 +129,10 @@ impl ConntrackEvents {
     pub fn subscribe() -> Result<Self, ConntrackError> {
         tokio::runtime::Handle::try_current().map_err(ConntrackError::NoRuntime)?;
         let socket = open()?;
-        for group in [GROUP_NEW, GROUP_DESTROY] {
-            socket.add_membership(group).map_err(ConntrackError::Join)?;
-        }
+        attach_nat_filter(&socket).map_err(ConntrackError::Setup)?;
+        socket
+            .add_membership(GROUP_NEW)
+            .map_err(ConntrackError::Join)?;
         set_receive_buffer(&socket, EVENT_SOCKET_BUFFER).map_err(ConntrackError::Setup)?;
         let bytes = socket.get_rx_buf_sz().ok();
         debug!(?bytes, "conntrack event socket receive buffer");
@@ -183,6 +191,56 @@ impl ConntrackEvents {
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
+}
+
+/// Makes the kernel drop every event whose `CTA_STATUS` lacks `IPS_DST_NAT`, before it is
+/// queued on the socket. Classic BPF with the netlink-attribute extension: find the attribute,
+/// load its value, test the bit.
+fn attach_nat_filter(socket: &Socket) -> io::Result<()> {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let nlattr = (libc::SKF_AD_OFF + libc::SKF_AD_NLATTR) as u32;
+    let program = [
+        op(libc::BPF_LD | libc::BPF_IMM, 0, 0, ATTRIBUTES_OFFSET), // A = start of attributes
+        op(libc::BPF_LDX | libc::BPF_IMM, 0, 0, CTA_STATUS),       // X = attribute type
+        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, nlattr), // A = offset of it, or 0
+        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 4, 0, 0),  // absent: drop
+        op(libc::BPF_MISC | libc::BPF_TAX, 0, 0, 0),               // X = A
+        op(libc::BPF_LD | libc::BPF_W | libc::BPF_IND, 0, 0, 4),   // A = status (after header)
+        op(
+            libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,
+            0,
+            1,
+            IPS_DST_NAT,
+        ),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX), // translated: deliver
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),        // anything else: drop
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut(),
+    };
+    let len = libc::socklen_t::try_from(size_of::<libc::sock_fprog>()).unwrap_or_default();
+    // SAFETY: the descriptor belongs to `socket`, which outlives the call; `fprog` points at
+    // `program`, which lives until the call returns (the kernel copies it), and `len` is the
+    // size of `sock_fprog`, as SO_ATTACH_FILTER expects.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&raw const fprog).cast(),
+            len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A netfilter netlink socket bound to a kernel-chosen port.

@@ -103,7 +103,13 @@ mod tests {
             "{:?}",
             facts.links
         );
+        // Clock ticks are 10 ms; wait for a few so the two readings differ.
+        std::thread::sleep(std::time::Duration::from_millis(100));
         let (again, _) = read(ticks);
-        assert!(again.cpu_usage_percent.is_some());
+        let usage = again.cpu_usage_percent.expect("usage between two readings");
+        assert!(
+            (0.0..=100.0 * f64::from(facts.cpus)).contains(&usage),
+            "{usage}"
+        );
     }
 }

@@ -15,9 +15,12 @@ use crate::core::Event;
 
 /// Pause before reconnecting to a source that went away.
 const RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// How often the NAT table is replaced by a fresh dump, which drops the mappings of
+/// connections that ended elsewhere (forwarded traffic).
+const NAT_RESYNC_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Follows conntrack: subscribes, then dumps (so nothing in between is missed), then applies
-/// live events; re-dumps after the kernel reports lost events.
+/// live events; re-dumps after the kernel reports lost events and every minute.
 pub async fn conntrack(events: mpsc::Sender<Vec<Event>>) {
     let mut subscription = match ConntrackEvents::subscribe() {
         Ok(subscription) => subscription,
@@ -28,11 +31,19 @@ pub async fn conntrack(events: mpsc::Sender<Vec<Event>>) {
             );
         }
     };
-    if !resync_nat(&events).await {
-        return;
-    }
+    let mut resync = tokio::time::interval(NAT_RESYNC_INTERVAL);
     loop {
-        let batch = match subscription.next_batch().await {
+        let next = tokio::select! {
+            next = subscription.next_batch() => next,
+            _ = resync.tick() => {
+                // The first tick is immediate: the initial dump, after subscribing.
+                if !resync_nat(&events).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let batch = match next {
             Ok(batch) => batch,
             Err(err) => {
                 warn!(error = %crate::error_chain(&err), "conntrack events failed; re-dumping");

@@ -256,12 +256,18 @@ impl ConnectionTable {
         self.nat.get(pair).copied()
     }
 
-    /// Forgets connections closed more than `retention` ago, and NAT mappings of connections
-    /// no longer tracked are left to conntrack's own destroy events.
+    /// Forgets connections closed more than `retention` ago, with the NAT mappings of their
+    /// tuples (conntrack's destroy events are not followed).
     pub fn expire(&mut self, now: BootNanos, retention: u64) {
-        self.connections.retain(|_, c| {
-            c.closed_at_ns
-                .is_none_or(|at| now.saturating_sub(at) <= retention)
+        let nat = &mut self.nat;
+        self.connections.retain(|pair, c| {
+            let keep = c
+                .closed_at_ns
+                .is_none_or(|at| now.saturating_sub(at) <= retention);
+            if !keep {
+                nat.remove(pair);
+            }
+            keep
         });
     }
 }

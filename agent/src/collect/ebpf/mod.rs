@@ -260,19 +260,29 @@ pub fn spawn_readers(rings: Rings, events: mpsc::Sender<Vec<Event>>) -> io::Resu
     Ok(())
 }
 
+/// How often ring buffers are drained without a wake-up: the kernel side wakes the reader
+/// only when much is waiting (see `WAKEUP_BYTES` in agent-ebpf), so this bounds the delay.
+const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 async fn read_ring(
     mut ring: AsyncFd<RingBuf<MapData>>,
     events: mpsc::Sender<Vec<Event>>,
     decode: fn(&[u8]) -> Option<Event>,
 ) {
     let mut undecodable = 0u64;
+    let mut drain = tokio::time::interval(DRAIN_INTERVAL);
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut guard = match ring.readable_mut().await {
-            Ok(guard) => guard,
-            Err(err) => return warn!(error = %err, "ring buffer reader stopped"),
-        };
+        tokio::select! {
+            guard = ring.readable_mut() => match guard {
+                Ok(mut guard) => guard.clear_ready(),
+                Err(err) => return warn!(error = %err, "ring buffer reader stopped"),
+            },
+            _ = drain.tick() => {}
+        }
         let mut batch = Vec::new();
-        while let Some(item) = guard.get_inner_mut().next() {
+        let ring = ring.get_mut();
+        while let Some(item) = ring.next() {
             match decode(&item) {
                 Some(event) => batch.push(event),
                 None => {
@@ -283,7 +293,6 @@ async fn read_ring(
                 }
             }
         }
-        guard.clear_ready();
         if !batch.is_empty() && events.send(batch).await.is_err() {
             return; // the collector is gone
         }
