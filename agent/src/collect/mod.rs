@@ -76,8 +76,6 @@ pub struct Collector {
     cgroup2: Option<PathBuf>,
     /// Connections closed since the last tick: their final counters are read, then dropped.
     closed_since_tick: Vec<SocketPair>,
-    /// cgroup ids looked for and not found (deleted cgroups), not looked for again.
-    unresolvable_cgroups: HashSet<u64>,
     cpu_ticks: Option<host::CpuTicks>,
     last_scan: Instant,
     last_host: Instant,
@@ -116,7 +114,6 @@ impl Collector {
             events,
             cgroup2,
             closed_since_tick: Vec::new(),
-            unresolvable_cgroups: HashSet::new(),
             cpu_ticks: None,
             last_scan: now,
             last_host: now,
@@ -143,14 +140,14 @@ impl Collector {
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => break,
                 Some(batch) = self.events.recv() => self.apply(batch),
-                _ = ticker.tick() => self.tick().await,
+                _ = ticker.tick() => self.tick(false).await,
             }
         }
-        // Whatever arrived meanwhile, then a final reading of the counters.
+        // Whatever arrived meanwhile, then a final reading of every counter.
         while let Ok(batch) = self.events.try_recv() {
             self.apply(batch);
         }
-        self.tick().await;
+        self.tick(true).await;
     }
 
     /// The node as seen now.
@@ -188,9 +185,13 @@ impl Collector {
         }
     }
 
-    async fn tick(&mut self) {
+    /// Reads what is polled: details of new processes, counters of connections closed since
+    /// the last tick, and on each scan interval (or when `everything`) every process's usage
+    /// and every open connection's counters.
+    async fn tick(&mut self, everything: bool) {
         let mut batch = Vec::new();
-        if self.last_scan.elapsed() >= self.config.scan_interval {
+        let full_scan = everything || self.last_scan.elapsed() >= self.config.scan_interval;
+        if full_scan {
             self.last_scan = Instant::now();
             self.scan(&mut batch).await;
         } else {
@@ -207,12 +208,17 @@ impl Collector {
             }
         }
         if let Some(probes) = &mut self.probes {
-            let mut pairs = self.state.open_connections();
-            pairs.append(&mut self.closed_since_tick);
+            let closed = std::mem::take(&mut self.closed_since_tick);
+            let mut pairs = closed.clone();
+            if full_scan {
+                pairs.extend(self.state.open_connections());
+            }
             batch.push(Event::ConnectionCounters(probes.counters(&pairs)));
-            let closed: Vec<SocketPair> = pairs
+            // Final counters are read; the kernel's entries of closed tuples can go (a tuple
+            // reopened meanwhile starts counting again from its next packet).
+            let closed: Vec<SocketPair> = closed
                 .into_iter()
-                .filter(|p| self.state.connections().get(p).is_some_and(|c| !c.open()))
+                .filter(|p| self.state.connections().get(p).is_none_or(|c| !c.open()))
                 .collect();
             probes.forget(&closed);
             batch.push(Event::KernelDrops(probes.kernel_drops()));
@@ -244,27 +250,17 @@ impl Collector {
         }
     }
 
+    /// Names the cgroups that events referred to; ids not found (a cgroup already deleted)
+    /// are not looked for again.
     async fn resolve_cgroups(&mut self) {
+        let wanted = self.state.take_unresolved_cgroups();
         let Some(mount) = self.cgroup2.clone() else {
             return;
         };
-        let wanted: HashSet<u64> = self
-            .state
-            .unknown_cgroups()
-            .into_iter()
-            .filter(|id| !self.unresolvable_cgroups.contains(id))
-            .collect();
         if wanted.is_empty() {
             return;
         }
-        let (wanted, found) = blocking(move || {
-            let found = cgroups::resolve(&mount, &wanted);
-            (wanted, found)
-        })
-        .await;
-        let found_ids: HashSet<u64> = found.iter().map(|(id, _)| *id).collect();
-        self.unresolvable_cgroups
-            .extend(wanted.difference(&found_ids));
+        let found = blocking(move || cgroups::resolve(&mount, &wanted)).await;
         self.apply(
             found
                 .into_iter()

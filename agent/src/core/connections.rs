@@ -2,7 +2,7 @@
 //! their process, and the NAT table that names a translated connection's real destination.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
@@ -48,10 +48,15 @@ impl Connection {
     }
 }
 
-/// Connections, listeners and NAT mappings, each bounded.
+/// Connections, listeners and NAT mappings, each bounded. Closed connections are kept in
+/// close order and open ones in a set, so per-event and per-tick work does not grow with the
+/// number of connections retained.
 #[derive(Debug)]
 pub struct ConnectionTable {
     connections: HashMap<SocketPair, Connection>,
+    open: HashSet<SocketPair>,
+    /// (close time, pair) in close order; entries whose connection was reopened are skipped.
+    closed: VecDeque<(BootNanos, SocketPair)>,
     listeners: HashMap<SocketAddr, Owner>,
     nat: HashMap<SocketPair, SocketAddr>,
     max_connections: usize,
@@ -63,6 +68,8 @@ impl ConnectionTable {
     pub fn new(max_connections: usize, max_listeners: usize, max_nat: usize) -> Self {
         Self {
             connections: HashMap::new(),
+            open: HashSet::new(),
+            closed: VecDeque::new(),
             listeners: HashMap::new(),
             nat: HashMap::new(),
             max_connections,
@@ -134,31 +141,45 @@ impl ConnectionTable {
             connection.set_owner(owner);
         }
         self.connections.insert(pair, connection);
+        self.open.insert(pair);
         Ok(())
     }
 
-    fn make_room(&mut self, pair: &SocketPair) -> Result<(), TableFull> {
-        if self.connections.contains_key(pair) || self.connections.len() < self.max_connections {
-            return Ok(());
-        }
-        let oldest_closed = self
-            .connections
-            .values()
-            .filter_map(|c| c.closed_at_ns.map(|at| (at, c.pair())))
-            .min()
-            .map(|(_, pair)| pair);
-        match oldest_closed {
-            Some(victim) => {
-                self.connections.remove(&victim);
-                Ok(())
+    /// Removes the connection closed longest ago that is still in the table, with the NAT
+    /// mapping of its tuple (conntrack's destroy events are not followed).
+    fn evict_oldest_closed(&mut self) -> bool {
+        while let Some((at, pair)) = self.closed.pop_front() {
+            if self
+                .connections
+                .get(&pair)
+                .is_some_and(|c| c.closed_at_ns == Some(at))
+            {
+                self.connections.remove(&pair);
+                self.nat.remove(&pair);
+                return true;
             }
-            None => Err(TableFull),
+        }
+        false
+    }
+
+    fn make_room(&mut self, pair: &SocketPair) -> Result<(), TableFull> {
+        if self.connections.contains_key(pair)
+            || self.connections.len() < self.max_connections
+            || self.evict_oldest_closed()
+        {
+            Ok(())
+        } else {
+            Err(TableFull)
         }
     }
 
     pub fn closed(&mut self, pair: &SocketPair, now: BootNanos) {
-        if let Some(connection) = self.connections.get_mut(pair) {
-            connection.closed_at_ns.get_or_insert(now);
+        if let Some(connection) = self.connections.get_mut(pair)
+            && connection.closed_at_ns.is_none()
+        {
+            connection.closed_at_ns = Some(now);
+            self.open.remove(pair);
+            self.closed.push_back((now, *pair));
         }
     }
 
@@ -216,10 +237,9 @@ impl ConnectionTable {
                 refused += 1;
             }
         }
-        for connection in self.connections.values_mut() {
-            if connection.open() && !seen.contains(&connection.pair()) {
-                connection.closed_at_ns = Some(now);
-            }
+        let vanished: Vec<SocketPair> = self.open.difference(&seen).copied().collect();
+        for pair in vanished {
+            self.closed(&pair, now);
         }
         refused
     }
@@ -257,18 +277,14 @@ impl ConnectionTable {
     }
 
     /// Forgets connections closed more than `retention` ago, with the NAT mappings of their
-    /// tuples (conntrack's destroy events are not followed).
+    /// tuples.
     pub fn expire(&mut self, now: BootNanos, retention: u64) {
-        let nat = &mut self.nat;
-        self.connections.retain(|pair, c| {
-            let keep = c
-                .closed_at_ns
-                .is_none_or(|at| now.saturating_sub(at) <= retention);
-            if !keep {
-                nat.remove(pair);
+        while let Some(&(at, _)) = self.closed.front() {
+            if now.saturating_sub(at) <= retention {
+                break;
             }
-            keep
-        });
+            self.evict_oldest_closed();
+        }
     }
 }
 

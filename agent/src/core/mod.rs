@@ -75,6 +75,8 @@ pub struct NodeState {
     containers: ContainerTable,
     host: Option<HostFacts>,
     drops: Drops,
+    /// cgroup ids seen in events whose path is not known yet, for the collector to resolve.
+    unresolved_cgroups: HashSet<u64>,
 }
 
 impl NodeState {
@@ -90,6 +92,7 @@ impl NodeState {
             containers: ContainerTable::new(limits.max_containers, limits.max_cgroups),
             host: None,
             drops: Drops::default(),
+            unresolved_cgroups: HashSet::new(),
         }
     }
 
@@ -111,6 +114,17 @@ impl NodeState {
 
     /// Applies one event seen at `now`.
     pub fn apply(&mut self, event: Event, now: BootNanos) {
+        let cgroup = match &event {
+            Event::ProcessExec(exec) => exec.cgroup_id,
+            Event::ConnectionOpened { owner, .. } => owner.as_ref().and_then(|o| o.cgroup_id),
+            _ => None,
+        };
+        if let Some(id) = cgroup
+            && !self.containers.knows_cgroup(id)
+            && self.unresolved_cgroups.len() < self.limits.max_cgroups
+        {
+            self.unresolved_cgroups.insert(id);
+        }
         let overflow = &mut self.drops.table_full;
         match event {
             Event::ProcessExec(exec) => {
@@ -188,15 +202,10 @@ impl NodeState {
         self.connections.expire(now, self.limits.retention_ns);
     }
 
-    /// cgroup ids that processes or connections refer to but whose path is unknown.
-    pub fn unknown_cgroups(&self) -> Vec<u64> {
-        let process_ids = self.processes.iter().filter_map(|p| p.cgroup_id);
-        let connection_ids = self.connections.iter().filter_map(|c| c.cgroup_id);
-        let ids: HashSet<u64> = process_ids
-            .chain(connection_ids)
-            .filter(|id| !self.containers.knows_cgroup(*id))
-            .collect();
-        ids.into_iter().collect()
+    /// cgroup ids that events referred to and whose path is not known, handed over once each
+    /// to the collector to resolve.
+    pub fn take_unresolved_cgroups(&mut self) -> HashSet<u64> {
+        std::mem::take(&mut self.unresolved_cgroups)
     }
 
     /// Open connections whose counters should be refreshed.

@@ -1,7 +1,7 @@
 //! The process table: fed by exec and exit events and by procfs reads, bounded, with exited
 //! processes kept visible for the retention window.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
 
@@ -66,10 +66,15 @@ impl Process {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableFull;
 
-/// Processes by pid.
+/// Processes by pid. Exited processes are kept in exit order so that expiring them and
+/// making room both cost O(1) per process, whatever the exec rate.
 #[derive(Debug, Default)]
 pub struct ProcessTable {
     processes: HashMap<u32, Process>,
+    /// (exit time, pid) in exit order; entries whose process was since replaced are skipped.
+    exited: VecDeque<(BootNanos, u32)>,
+    /// Live processes whose procfs details are still to be read.
+    needs_details: HashSet<u32>,
     capacity: usize,
 }
 
@@ -77,7 +82,34 @@ impl ProcessTable {
     pub fn new(capacity: usize) -> Self {
         Self {
             processes: HashMap::new(),
+            exited: VecDeque::new(),
+            needs_details: HashSet::new(),
             capacity,
+        }
+    }
+
+    /// Removes the oldest exited process that is still in the table, if any.
+    fn evict_oldest_exited(&mut self) -> bool {
+        while let Some((at, pid)) = self.exited.pop_front() {
+            if self
+                .processes
+                .get(&pid)
+                .is_some_and(|p| p.exited_at_ns == Some(at))
+            {
+                self.processes.remove(&pid);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn mark_exited(&mut self, pid: u32, now: BootNanos) {
+        if let Some(process) = self.processes.get_mut(&pid)
+            && process.exited_at_ns.is_none()
+        {
+            process.exited_at_ns = Some(now);
+            self.exited.push_back((now, pid));
+            self.needs_details.remove(&pid);
         }
     }
 
@@ -98,18 +130,11 @@ impl ProcessTable {
     }
 
     fn entry(&mut self, pid: u32) -> Result<&mut Process, TableFull> {
-        if !self.processes.contains_key(&pid) && self.processes.len() >= self.capacity {
-            // Make room by forgetting the oldest exited process, if any.
-            let oldest_exited = self
-                .processes
-                .values()
-                .filter_map(|p| p.exited_at_ns.map(|at| (at, p.pid)))
-                .min()
-                .map(|(_, pid)| pid);
-            match oldest_exited {
-                Some(victim) => self.processes.remove(&victim),
-                None => return Err(TableFull),
-            };
+        if !self.processes.contains_key(&pid)
+            && self.processes.len() >= self.capacity
+            && !self.evict_oldest_exited()
+        {
+            return Err(TableFull);
         }
         Ok(self
             .processes
@@ -130,13 +155,12 @@ impl ProcessTable {
         process.start_ns = exec.start.or(process.start_ns);
         process.cmdline.clear();
         process.details_read = false;
+        self.needs_details.insert(exec.pid);
         Ok(())
     }
 
     pub fn exit(&mut self, pid: u32, now: BootNanos) {
-        if let Some(process) = self.processes.get_mut(&pid) {
-            process.exited_at_ns.get_or_insert(now);
-        }
+        self.mark_exited(pid, now);
     }
 
     pub fn details(&mut self, details: ProcessDetails, now: BootNanos) -> Result<(), TableFull> {
@@ -170,27 +194,31 @@ impl ProcessTable {
             }
             process.cpu_sample = Some((now, cpu_ns));
         }
+        if process.details_read {
+            self.needs_details.remove(&details.pid);
+        } else {
+            self.needs_details.insert(details.pid);
+        }
         Ok(())
     }
 
     /// A full scan saw exactly `live`: every other live process has exited.
     pub fn scan_complete(&mut self, live: &[u32], now: BootNanos) {
-        let live: std::collections::HashSet<u32> = live.iter().copied().collect();
-        for process in self.processes.values_mut() {
-            if process.alive() && !live.contains(&process.pid) {
-                process.exited_at_ns = Some(now);
-            }
+        let live: HashSet<u32> = live.iter().copied().collect();
+        let gone: Vec<u32> = self
+            .processes
+            .values()
+            .filter(|p| p.alive() && !live.contains(&p.pid))
+            .map(|p| p.pid)
+            .collect();
+        for pid in gone {
+            self.mark_exited(pid, now);
         }
     }
 
     /// Live processes whose procfs details have not been read yet, at most `limit`.
     pub fn needing_details(&self, limit: usize) -> Vec<u32> {
-        self.processes
-            .values()
-            .filter(|p| p.alive() && !p.details_read)
-            .map(|p| p.pid)
-            .take(limit)
-            .collect()
+        self.needs_details.iter().copied().take(limit).collect()
     }
 
     /// Forgets processes that exited more than `retention` ago.
