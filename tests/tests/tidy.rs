@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 const MAX_LINES: usize = 600;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
@@ -25,7 +27,11 @@ fn workspace_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
     rust_files(&root, &mut files);
-    assert!(files.len() > 20, "found the workspace's sources under {}", root.display());
+    assert!(
+        files.len() > 20,
+        "found the workspace's sources under {}",
+        root.display()
+    );
     files
 }
 
@@ -38,7 +44,10 @@ fn every_rust_file_starts_with_a_module_doc_line() {
             !text.starts_with("//!")
         })
         .collect();
-    assert!(undocumented.is_empty(), "files without a leading `//!` line: {undocumented:#?}");
+    assert!(
+        undocumented.is_empty(),
+        "files without a leading `//!` line: {undocumented:#?}"
+    );
 }
 
 #[test]
@@ -46,7 +55,10 @@ fn no_source_file_is_too_long() {
     let long: Vec<_> = workspace_files()
         .into_iter()
         .filter_map(|path| {
-            let lines = std::fs::read_to_string(&path).expect("readable source").lines().count();
+            let lines = std::fs::read_to_string(&path)
+                .expect("readable source")
+                .lines()
+                .count();
             (lines > MAX_LINES).then_some((path, lines))
         })
         .collect();

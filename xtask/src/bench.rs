@@ -14,16 +14,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let root = workspace_root();
-    cmd::run(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--release",
-        "--locked",
-        "--package",
-        "agent",
-        "--package",
-        "tests",
-        "--bins",
-    ]))?;
+    cmd::build_release(&["agent", "tests"])?;
     cmd::run(
         Command::new(root.join("target/release/agent-load"))
             .arg("--agent")

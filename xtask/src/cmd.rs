@@ -4,6 +4,22 @@ use std::process::{Command, Output};
 
 use anyhow::{Context as _, bail};
 
+/// `cargo <args>` run in the workspace root.
+pub fn cargo(args: &[&str]) -> Command {
+    let mut command = Command::new("cargo");
+    command.current_dir(crate::workspace_root()).args(args);
+    command
+}
+
+/// Builds the release binaries of `packages` (`--bins`) in the workspace.
+pub fn build_release(packages: &[&str]) -> anyhow::Result<()> {
+    let mut command = cargo(&["build", "--release", "--locked", "--bins"]);
+    for package in packages {
+        command.args(["--package", package]);
+    }
+    run(&mut command)
+}
+
 /// Runs `command`, inheriting stdio; fails with the command line when it exits non-zero.
 pub fn run(command: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: $ {}", describe(command));

@@ -14,11 +14,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let root = workspace_root();
-    let cargo = |args: &[&str]| {
-        let mut command = Command::new("cargo");
-        command.current_dir(&root).args(args);
-        command
-    };
+    let cargo = cmd::cargo;
     if args.filter.is_none() {
         cmd::run(&mut cargo(&["fmt", "--all", "--check"]))?;
         cmd::run(&mut cargo(&[

@@ -13,15 +13,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let root = workspace_root();
-    cmd::run(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--release",
-        "--locked",
-        "--package",
-        "agent",
-        "--bin",
-        "strata-agent",
-    ]))?;
+    cmd::build_release(&["agent"])?;
     eprintln!(
         "xtask: the agent observes this host for {}s, then prints what it saw",
         args.duration

@@ -176,18 +176,46 @@ fn ensure_tracefs() -> io::Result<()> {
     Ok(())
 }
 
+/// The program `name` of the object, loaded into the kernel as a `T`.
+fn load_program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, Unavailable>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+    T: LoadableProgram,
+{
+    let fail = |source| Unavailable::Program { name, source };
+    let program: &mut T = ebpf
+        .program_mut(name)
+        .ok_or(ProgramError::NotLoaded)
+        .and_then(|p| p.try_into())
+        .map_err(fail)?;
+    program.load_into_kernel().map_err(fail)?;
+    Ok(program)
+}
+
+/// The program types the agent loads, behind one `load`.
+trait LoadableProgram {
+    fn load_into_kernel(&mut self) -> Result<(), ProgramError>;
+}
+
+impl LoadableProgram for TracePoint {
+    fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
+        self.load()
+    }
+}
+
+impl LoadableProgram for CgroupSkb {
+    fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
+        self.load()
+    }
+}
+
 fn attach_tracepoint(
     ebpf: &mut Ebpf,
     category: &'static str,
     name: &'static str,
 ) -> Result<(), Unavailable> {
     let fail = |source| Unavailable::Program { name, source };
-    let program: &mut TracePoint = ebpf
-        .program_mut(name)
-        .ok_or(ProgramError::NotLoaded)
-        .and_then(|p| p.try_into())
-        .map_err(fail)?;
-    program.load().map_err(fail)?;
+    let program: &mut TracePoint = load_program(ebpf, name)?;
     program.attach(category, name).map_err(fail)?;
     debug!(category, name, "tracepoint attached");
     Ok(())
@@ -203,12 +231,7 @@ fn attach_byte_counters(ebpf: &mut Ebpf, cgroup2: &Path) -> Result<(), Unavailab
         (names::SKB_INGRESS, CgroupSkbAttachType::Ingress),
     ] {
         let fail = |source| Unavailable::Program { name, source };
-        let program: &mut CgroupSkb = ebpf
-            .program_mut(name)
-            .ok_or(ProgramError::NotLoaded)
-            .and_then(|p| p.try_into())
-            .map_err(fail)?;
-        program.load().map_err(fail)?;
+        let program: &mut CgroupSkb = load_program(ebpf, name)?;
         // With BPF links (Linux 5.7+) every cgroup attachment may coexist with others, so
         // several agents (or other tools) can count on the same cgroup; `Single` is the only
         // mode the link API accepts.
