@@ -95,6 +95,55 @@ fn a_tcp_connection_between_two_processes_appears_from_both_ends_with_bytes() {
 }
 
 #[test]
+fn an_ipv6_connection_keeps_its_ipv6_addresses() {
+    if !privileged("an_ipv6_connection_keeps_its_ipv6_addresses") {
+        return;
+    }
+    let agent = AgentRun::start(2.5, &[]);
+    let server = Peer::serve(PEER, None, "[::1]:0");
+    let server_addr = server.word(1).to_owned();
+    let client = Peer::connect(PEER, None, &server_addr, 4_000, 30.0);
+    let client_addr = client.word(1).to_owned();
+    assert!(client_addr.starts_with("[::1]:"), "{client_addr}");
+    let snapshot = agent.finish();
+
+    let outbound = connection(&snapshot, &client_addr, &server_addr);
+    assert_eq!(outbound["pid"], client.pid());
+    assert!(
+        outbound["bytes_sent"].as_u64() >= Some(4_000),
+        "{outbound:#}"
+    );
+    let inbound = connection(&snapshot, &server_addr, &client_addr);
+    assert_eq!(inbound["pid"], server.pid());
+}
+
+#[test]
+fn retransmits_are_counted_on_a_lossy_path() {
+    if !privileged("retransmits_are_counted_on_a_lossy_path") {
+        return;
+    }
+    let server = Peer::serve(PEER, None, "127.0.0.1:0");
+    let server_addr = server.word(1).to_owned();
+    let port = server_addr.rsplit(':').next().expect("port").to_owned();
+    // Drop every third data packet to the server as it arrives: the client has sent it, so
+    // TCP must retransmit it. (A packet dropped on output is never counted as sent.)
+    let _loss = NftTable::create(
+        &unique("strata_loss_"),
+        &format!(
+            "chain input {{ type filter hook input priority 0; \
+             tcp dport {port} meta length > 1000 numgen inc mod 3 == 1 drop; }}"
+        ),
+    );
+    let agent = AgentRun::start(4.0, &[]);
+    let client = Peer::connect(PEER, None, &server_addr, 200_000, 30.0);
+    let client_addr = client.word(1).to_owned();
+    let snapshot = agent.finish();
+
+    let outbound = connection(&snapshot, &client_addr, &server_addr);
+    assert!(outbound["retransmits"].as_u64() > Some(0), "{outbound:#}");
+}
+
+#[test]
 fn a_connection_through_dnat_is_attributed_to_its_real_destination() {
     if !privileged("a_connection_through_dnat_is_attributed") {
         return;
