@@ -14,7 +14,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         let name = entry.file_name();
         if path.is_dir() {
-            if name != "target" && !name.to_string_lossy().starts_with('.') {
+            // Generated code (flatc's) is checked for freshness instead.
+            if name != "target" && name != "generated" && !name.to_string_lossy().starts_with('.') {
                 rust_files(&path, out);
             }
         } else if path.extension().is_some_and(|e| e == "rs") {

@@ -6,6 +6,7 @@
 
 mod bench;
 mod cmd;
+mod codegen;
 mod setup;
 mod test;
 mod up;
@@ -25,6 +26,8 @@ struct Cli {
 enum Task {
     /// Install what building and testing strata needs (idempotent; Debian, as root).
     Setup,
+    /// Regenerate the FlatBuffers code of `proto` from its schema.
+    Codegen,
     /// Build strata and run it on this host, showing what the agent sees.
     Up(up::Args),
     /// Run every check and test: formatting, lints, unit tests and privileged end-to-end
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Setup => setup::run(),
+        Task::Codegen => setup::run().and_then(|()| codegen::run()),
         Task::Up(args) => setup::run().and_then(|()| up::run(&args)),
         Task::Test(args) => setup::run().and_then(|()| test::run(&args)),
         Task::Bench(args) => setup::run().and_then(|()| bench::run(&args)),

