@@ -1,0 +1,106 @@
+//! The live topology: every agent's reported state, and views built from all of them. Pure:
+//! reports and the time come in as arguments; nothing here does I/O.
+//!
+//! Views are rebuilt from the agents' states at most once per refresh (the server refreshes
+//! once a second), so queries read a finished snapshot and never wait on merging.
+
+pub mod agents;
+pub mod diff;
+pub mod views;
+
+use std::{collections::HashMap, sync::Arc};
+
+use proto::model::Report;
+
+pub use self::{
+    agents::{AgentState, ApplyError, Millis},
+    views::{Node, View, Views},
+};
+
+/// How long a disconnected agent's data stays (marked stale) before it is removed.
+pub const DEFAULT_STALE_WINDOW_MS: Millis = 120_000;
+
+/// Every agent's state and the views built from them.
+#[derive(Debug)]
+pub struct Topology {
+    agents: HashMap<String, AgentState>,
+    views: Arc<Views>,
+    dirty: bool,
+    stale_window_ms: Millis,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Self::new(DEFAULT_STALE_WINDOW_MS)
+    }
+}
+
+impl Topology {
+    pub fn new(stale_window_ms: Millis) -> Self {
+        Self {
+            agents: HashMap::new(),
+            views: Arc::default(),
+            dirty: false,
+            stale_window_ms,
+        }
+    }
+
+    /// An agent connected (or reconnected).
+    pub fn connected(&mut self, agent_id: &str) {
+        self.agents
+            .entry(agent_id.to_owned())
+            .or_insert_with(|| AgentState::new(agent_id))
+            .connected();
+        self.dirty = true;
+    }
+
+    /// An agent's connection ended; its data is kept, marked stale, for the stale window.
+    pub fn disconnected(&mut self, agent_id: &str, now: Millis) {
+        if let Some(agent) = self.agents.get_mut(agent_id) {
+            agent.disconnected(now);
+            self.dirty = true;
+        }
+    }
+
+    /// Applies a report from an agent whose identity was already checked.
+    pub fn apply(&mut self, report: Report, now: Millis) -> Result<(), ApplyError> {
+        let agent = self
+            .agents
+            .entry(report.agent_id.clone())
+            .or_insert_with(|| AgentState::new(&report.agent_id));
+        agent.apply(report, now)?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Removes agents disconnected for longer than the stale window.
+    pub fn expire(&mut self, now: Millis) {
+        let window = self.stale_window_ms;
+        let before = self.agents.len();
+        self.agents.retain(|_, a| {
+            a.disconnected_at_ms
+                .is_none_or(|at| now.saturating_sub(at) <= window)
+        });
+        self.dirty |= self.agents.len() != before;
+    }
+
+    /// Rebuilds the views if anything changed; returns the current ones.
+    pub fn refresh(&mut self) -> Arc<Views> {
+        if self.dirty {
+            self.views = Arc::new(views::build(self.agents.values()));
+            self.dirty = false;
+        }
+        self.views.clone()
+    }
+
+    pub fn agents(&self) -> impl Iterator<Item = &AgentState> {
+        self.agents.values()
+    }
+
+    pub fn agent(&self, agent_id: &str) -> Option<&AgentState> {
+        self.agents.get(agent_id)
+    }
+}
+
+#[cfg(test)]
+mod tests;
