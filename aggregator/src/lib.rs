@@ -1,7 +1,17 @@
 //! strata's aggregator: receives the agents' reports over QUIC, merges them into the live
-//! topology served over REST, WebSocket and the web UI, and hosts the master (allocator,
-//! Mesos v1 APIs), the app service and the ZooKeeper integration.
+//! topology served over REST and WebSocket; later also the master (allocator, Mesos v1 APIs),
+//! the app service and the ZooKeeper integration.
 //!
 //! - [`topology`]: the pure merge of reports into views.
+//! - [`ingest`]: the QUIC endpoint (enrollment and reports, mutual TLS).
+//! - [`pki`], [`tokens`]: the certificate authority and join tokens in the data directory.
+//! - [`http`]: the REST and WebSocket API.
+//! - [`state`], [`metrics`]: what the tasks share.
 
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod pki;
+pub mod state;
+pub mod tokens;
 pub mod topology;

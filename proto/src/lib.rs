@@ -10,6 +10,7 @@ pub mod decode;
 pub mod encode;
 pub mod frame;
 pub mod model;
+pub mod token;
 
 #[rustfmt::skip]
 #[allow(

@@ -36,6 +36,8 @@ pub struct AgentState {
     /// Whether the agent's connection is up; a disconnected agent's host is stale.
     pub connected: bool,
     pub disconnected_at_ms: Option<Millis>,
+    /// Counts the agent's connections; the latest one is the live one.
+    pub generation: u64,
 }
 
 impl AgentState {
@@ -111,6 +113,7 @@ impl AgentState {
         self.sequence = None;
         self.connected = true;
         self.disconnected_at_ms = None;
+        self.generation += 1;
     }
 
     /// The agent's connection ended at `now`; its data stays, marked stale.

@@ -45,18 +45,25 @@ impl Topology {
         }
     }
 
-    /// An agent connected (or reconnected).
-    pub fn connected(&mut self, agent_id: &str) {
-        self.agents
-            .entry(agent_id.to_owned())
-            .or_insert_with(|| AgentState::new(agent_id))
-            .connected();
+    /// An agent connected (or reconnected); returns the connection's generation, which
+    /// [`Topology::disconnected`] takes so that the end of an older connection does not mark a
+    /// reconnected agent stale.
+    pub fn connected(&mut self, agent_id: &str) -> u64 {
         self.dirty = true;
+        let agent = self
+            .agents
+            .entry(agent_id.to_owned())
+            .or_insert_with(|| AgentState::new(agent_id));
+        agent.connected();
+        agent.generation
     }
 
-    /// An agent's connection ended; its data is kept, marked stale, for the stale window.
-    pub fn disconnected(&mut self, agent_id: &str, now: Millis) {
-        if let Some(agent) = self.agents.get_mut(agent_id) {
+    /// An agent's connection of `generation` ended; its data is kept, marked stale, for the
+    /// stale window.
+    pub fn disconnected(&mut self, agent_id: &str, generation: u64, now: Millis) {
+        if let Some(agent) = self.agents.get_mut(agent_id)
+            && agent.generation == generation
+        {
             agent.disconnected(now);
             self.dirty = true;
         }

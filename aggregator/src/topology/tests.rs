@@ -152,7 +152,13 @@ fn nodes_carry_parents_children_and_metadata() {
 fn a_disconnected_agent_is_stale_then_expires_and_diffs_say_so() {
     let mut topology = two_hosts();
     let before = topology.refresh();
-    topology.disconnected("b", 1_000);
+    let generation = topology.agent("b").expect("agent b").generation;
+    topology.disconnected("b", generation - 1, 1_000);
+    assert!(
+        !topology.refresh().get("hosts").expect("view").nodes["host-b"].stale,
+        "an older connection ended"
+    );
+    topology.disconnected("b", generation, 1_000);
     let stale = topology.refresh();
     assert!(stale.get("hosts").expect("view").nodes["host-b"].stale);
     let changed = diff(

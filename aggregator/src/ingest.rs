@@ -1,0 +1,347 @@
+//! QUIC ingest: agents join (a token buys a client certificate, ALPN `strata-join/1`) and
+//! report (ALPN `strata/1`, mutual TLS). On a report connection the agent opens one control
+//! stream and says hello; every report then arrives on its own unidirectional stream, is
+//! size-checked, verified, checked against the agent's certificate identity, merged, and
+//! acknowledged on the control stream. Anything refused is logged with its reason and
+//! counted; other agents are never affected.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use proto::{
+    control::Control,
+    frame::{MAX_CONTROL_FRAME, read_frame, write_frame},
+};
+use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
+use rustls::{RootCertStore, pki_types::CertificateDer, server::WebPkiClientVerifier};
+use tracing::{debug, info, warn};
+
+use crate::{
+    state::{Shared, now_ms},
+    tokens,
+    topology::ApplyError,
+};
+
+/// Protocol of report connections (client certificate required).
+pub const ALPN_REPORTS: &[u8] = b"strata/1";
+/// Protocol of enrollment (no client certificate yet).
+pub const ALPN_JOIN: &[u8] = b"strata-join/1";
+/// Reports in flight per agent connection.
+const MAX_REPORT_STREAMS: u32 = 16;
+/// A connection silent this long is closed (agents report every second).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Application close codes.
+mod close {
+    pub const REFUSED: u32 = 1;
+    pub const DONE: u32 = 0;
+}
+
+/// Why the QUIC endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("building the TLS configuration")]
+    Tls(#[from] rustls::Error),
+    #[error("building the client certificate verifier")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("TLS configuration unusable for QUIC")]
+    Quic(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
+    #[error("binding QUIC on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds the QUIC endpoint with the aggregator's certificate, asking (not requiring) a
+/// client certificate: joining agents have none yet; report connections without one are
+/// refused after the handshake.
+pub fn endpoint(shared: &Shared, addr: SocketAddr) -> Result<Endpoint, IngestError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(shared.pki.ca_der())?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()?;
+    let (chain, key) = shared.pki.server_identity();
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    tls.alpn_protocols = vec![ALPN_REPORTS.to_vec(), ALPN_JOIN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_uni_streams(VarInt::from_u32(MAX_REPORT_STREAMS));
+    transport.max_concurrent_bidi_streams(VarInt::from_u32(1));
+    transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
+    config.transport_config(Arc::new(transport));
+    Endpoint::server(config, addr).map_err(|source| IngestError::Bind { addr, source })
+}
+
+/// Accepts connections until the endpoint closes.
+pub async fn serve(endpoint: Endpoint, shared: Arc<Shared>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(connection) => handle(connection, &shared).await,
+                Err(err) => {
+                    shared.metrics.refuse("handshake");
+                    warn!(%remote, error = %err, "QUIC handshake failed");
+                }
+            }
+        });
+    }
+}
+
+fn alpn(connection: &Connection) -> Option<Vec<u8>> {
+    connection
+        .handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
+}
+
+async fn handle(connection: Connection, shared: &Shared) {
+    match alpn(&connection).as_deref() {
+        Some(ALPN_JOIN) => enroll(connection, shared).await,
+        Some(ALPN_REPORTS) => {
+            let remote = connection.remote_address();
+            let Some(agent_id) = identify(&connection, shared) else {
+                return;
+            };
+            info!(%agent_id, %remote, "agent connected");
+            let generation = shared.topology().connected(&agent_id);
+            shared.metrics.agents_connected.inc();
+            let reason = reports(&connection, shared, &agent_id).await;
+            shared.metrics.agents_connected.dec();
+            shared
+                .topology()
+                .disconnected(&agent_id, generation, now_ms());
+            info!(%agent_id, %remote, %reason, "agent disconnected");
+        }
+        _ => refuse(&connection, shared, "unknown protocol", "no ALPN agreed"),
+    }
+}
+
+/// Closes `connection` with a logged, counted reason.
+fn refuse(connection: &Connection, shared: &Shared, metric: &str, reason: &str) {
+    shared.metrics.refuse(metric);
+    warn!(remote = %connection.remote_address(), reason, "connection refused");
+    connection.close(VarInt::from_u32(close::REFUSED), reason.as_bytes());
+}
+
+/// The agent id behind the client certificate, or the connection is refused.
+fn identify(connection: &Connection, shared: &Shared) -> Option<String> {
+    let certificates = connection
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
+    let Some(leaf) = certificates.as_ref().and_then(|chain| chain.first()) else {
+        refuse(
+            connection,
+            shared,
+            "no certificate",
+            "a client certificate is required: join with a token first",
+        );
+        return None;
+    };
+    let agent = shared.pki.agent_of(leaf);
+    if agent.is_none() {
+        refuse(
+            connection,
+            shared,
+            "unknown certificate",
+            "the client certificate was not issued by this aggregator",
+        );
+    }
+    agent
+}
+
+/// Serves one enrollment: a valid token gets a client certificate.
+async fn enroll(connection: Connection, shared: &Shared) {
+    let Ok((mut send, mut recv)) = connection.accept_bi().await else {
+        return;
+    };
+    let request = match read_frame(&mut recv, MAX_CONTROL_FRAME).await {
+        Ok(Some(frame)) => Control::decode(&frame, &shared.limits),
+        _ => {
+            return refuse(
+                &connection,
+                shared,
+                "malformed",
+                "expected an enrollment frame",
+            );
+        }
+    };
+    let Ok(Control::Enroll { token, hostname }) = request else {
+        return refuse(
+            &connection,
+            shared,
+            "malformed",
+            "expected an enrollment message",
+        );
+    };
+    let answer = match tokens::valid(&shared.data_dir, &token, now_ms()) {
+        Ok(true) => match shared.pki.issue_agent(&hostname, now_ms()) {
+            Ok((agent_id, certificate_pem, private_key_pem)) => {
+                info!(%agent_id, %hostname, "agent joined");
+                Control::Enrolled {
+                    agent_id,
+                    certificate_pem,
+                    private_key_pem,
+                }
+            }
+            Err(err) => {
+                warn!(error = %err, "issuing an agent certificate failed");
+                Control::Refused {
+                    reason: "the aggregator could not issue a certificate".into(),
+                }
+            }
+        },
+        Ok(false) => {
+            shared.metrics.refuse("bad token");
+            warn!(%hostname, "enrollment with an unknown or expired token refused");
+            Control::Refused {
+                reason: "unknown or expired join token".into(),
+            }
+        }
+        Err(err) => {
+            warn!(error = %err, "reading join tokens failed");
+            Control::Refused {
+                reason: "the aggregator could not read its tokens".into(),
+            }
+        }
+    };
+    let _ = write_frame(&mut send, &answer.encode()).await;
+    let _ = send.finish();
+    let _ = send.stopped().await;
+    connection.close(VarInt::from_u32(close::DONE), b"enrolled");
+}
+
+/// Runs an agent's report connection; returns why it ended.
+async fn reports(connection: &Connection, shared: &Shared, agent_id: &str) -> String {
+    let (mut control_send, mut control_recv) = match connection.accept_bi().await {
+        Ok(streams) => streams,
+        Err(err) => return err.to_string(),
+    };
+    match read_frame(&mut control_recv, MAX_CONTROL_FRAME).await {
+        Ok(Some(frame)) => match Control::decode(&frame, &shared.limits) {
+            Ok(Control::Hello {
+                agent_id: claimed,
+                version,
+            }) if claimed == agent_id => {
+                debug!(agent_id, version, "hello");
+            }
+            Ok(Control::Hello {
+                agent_id: claimed, ..
+            }) => {
+                let reason =
+                    format!("hello claims agent {claimed} but the certificate is {agent_id}'s");
+                refuse(connection, shared, "forged identity", &reason);
+                return reason;
+            }
+            _ => {
+                refuse(
+                    connection,
+                    shared,
+                    "malformed",
+                    "expected hello on the control stream",
+                );
+                return "no hello".into();
+            }
+        },
+        _ => return "control stream closed before hello".into(),
+    }
+    loop {
+        tokio::select! {
+            stream = connection.accept_uni() => match stream {
+                Ok(stream) => {
+                    if let Err(reason) = report(connection, shared, agent_id, stream, &mut control_send).await {
+                        return reason;
+                    }
+                }
+                Err(err) => return err.to_string(),
+            },
+            frame = read_frame(&mut control_recv, MAX_CONTROL_FRAME) => match frame {
+                Ok(Some(_)) => {} // agents send nothing after hello yet
+                Ok(None) => return "control stream closed".into(),
+                Err(err) => return err.to_string(),
+            },
+        }
+    }
+}
+
+/// Receives, checks and merges one report. An error ends the connection.
+async fn report(
+    connection: &Connection,
+    shared: &Shared,
+    agent_id: &str,
+    mut stream: RecvStream,
+    control: &mut SendStream,
+) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let bytes = match stream.read_to_end(shared.limits.max_bytes).await {
+        Ok(bytes) => bytes,
+        Err(quinn::ReadToEndError::TooLong) => {
+            shared.metrics.refuse("oversized");
+            warn!(
+                agent_id,
+                limit = shared.limits.max_bytes,
+                "oversized report refused"
+            );
+            let _ = stream.stop(VarInt::from_u32(close::REFUSED));
+            return request_full(control).await;
+        }
+        Err(err) => {
+            debug!(agent_id, error = %err, "report stream failed");
+            return Ok(());
+        }
+    };
+    shared.metrics.report_bytes.inc_by(bytes.len() as u64);
+    let report = match proto::decode::report(&bytes, &shared.limits) {
+        Ok(report) => report,
+        Err(err) => {
+            shared.metrics.refuse("malformed");
+            warn!(agent_id, error = %err, bytes = bytes.len(), "malformed report refused");
+            return request_full(control).await;
+        }
+    };
+    if report.agent_id != agent_id {
+        let reason = format!(
+            "report claims agent {} but the certificate is {agent_id}'s",
+            report.agent_id
+        );
+        refuse(connection, shared, "forged identity", &reason);
+        return Err(reason);
+    }
+    let sequence = report.sequence;
+    let applied = shared.topology().apply(report, now_ms());
+    shared
+        .metrics
+        .merge_seconds
+        .observe(started.elapsed().as_secs_f64());
+    match applied {
+        Ok(()) => {
+            shared.metrics.reports.inc();
+            write_frame(control, &Control::Ack { sequence }.encode())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(err @ (ApplyError::SequenceGap { .. } | ApplyError::NoBase)) => {
+            debug!(agent_id, %err, "asking for a full report");
+            request_full(control).await
+        }
+        Err(err @ ApplyError::Stale { .. }) => {
+            debug!(agent_id, %err, "stale report ignored");
+            Ok(())
+        }
+    }
+}
+
+async fn request_full(control: &mut SendStream) -> Result<(), String> {
+    write_frame(control, &Control::RequestFull.encode())
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,167 @@
+//! `strata-aggregator`: runs the aggregator, or manages its join tokens.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use aggregator::{
+    http, ingest,
+    pki::Pki,
+    state::{self, Shared},
+    tokens,
+};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use proto::token::JoinToken;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+/// strata's aggregator: merges what every agent sees into one live topology and serves it.
+#[derive(Debug, Parser)]
+#[command(name = "strata-aggregator", version)]
+struct Cli {
+    /// Where the CA, issued certificates and join tokens are kept.
+    #[arg(long, default_value = "./strata-data", global = true)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the aggregator (the default).
+    Serve,
+    /// Join tokens for agents.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a join token and print it: `strata-agent run --aggregator HOST:PORT --token T`.
+    Create {
+        /// Hours the token stays valid.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    http: SocketAddr,
+    /// QUIC address agents report to (UDP).
+    #[arg(long, default_value = "127.0.0.1:5051")]
+    quic: SocketAddr,
+    /// Extra names (DNS or IP) the server certificate is valid for, besides localhost and the
+    /// QUIC address.
+    #[arg(long = "tls-name")]
+    tls_names: Vec<String>,
+    /// Largest report accepted, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_report_bytes: usize,
+}
+
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let usage_error = err.use_stderr();
+            let _ = err.print();
+            return if usage_error {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let filter = EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(err) => Err(anyhow::Error::new(err).context("starting the async runtime")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Token(TokenCommand::Create { ttl_hours })) => {
+            create_token(&cli.data_dir, ttl_hours)
+        }
+        Some(Command::Serve) | None => serve(&cli.data_dir, cli.serve).await,
+    }
+}
+
+fn create_token(data_dir: &std::path::Path, ttl_hours: u64) -> anyhow::Result<()> {
+    let pki =
+        Pki::open(data_dir, &["localhost".into()]).context("opening the certificate authority")?;
+    let secret = tokens::create(data_dir, ttl_hours * 3_600_000, state::now_ms())
+        .context("creating a join token")?;
+    println!(
+        "{}",
+        JoinToken {
+            secret,
+            ca_fingerprint: pki.ca_fingerprint()
+        }
+    );
+    Ok(())
+}
+
+async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if !args.quic.ip().is_unspecified() {
+        names.push(args.quic.ip().to_string());
+    }
+    names.extend(args.tls_names);
+    names.dedup();
+    let pki = Pki::open(data_dir, &names).context("opening the certificate authority")?;
+    let limits = proto::Limits {
+        max_bytes: args.max_report_bytes,
+        ..proto::Limits::default()
+    };
+    let shared = Shared::new(pki, data_dir.to_owned(), limits);
+    let endpoint = ingest::endpoint(&shared, args.quic).context("starting QUIC ingest")?;
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("binding HTTP on {}", args.http))?;
+    info!(http = %args.http, quic = %args.quic, data_dir = %data_dir.display(), "aggregator listening");
+    tokio::spawn(ingest::serve(endpoint.clone(), shared.clone()));
+    let refresher = shared.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(state::REFRESH_INTERVAL);
+        loop {
+            ticker.tick().await;
+            refresher.refresh();
+        }
+    });
+    axum::serve(listener, http::router(shared))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+            info!("shutting down");
+        })
+        .await
+        .context("serving HTTP")?;
+    endpoint.close(0u32.into(), b"aggregator shutting down");
+    endpoint.wait_idle().await;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The aggregator's Prometheus metrics, served at `GET /metrics`.
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// Why a report or connection was refused, as a metric label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub reason: String,
+}
+
+/// Counters and gauges of ingest.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub reports: Counter,
+    pub report_bytes: Counter,
+    pub refused: Family<RefusalLabels, Counter>,
+    pub agents_connected: Gauge,
+    pub merge_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("strata_aggregator");
+        let reports = Counter::default();
+        let report_bytes = Counter::default();
+        let refused = Family::<RefusalLabels, Counter>::default();
+        let agents_connected = Gauge::default();
+        let buckets = [
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1,
+        ];
+        let merge_seconds = Histogram::new(buckets);
+        registry.register("reports", "Reports applied", reports.clone());
+        registry.register(
+            "report_bytes",
+            "Bytes of reports received",
+            report_bytes.clone(),
+        );
+        registry.register(
+            "refused",
+            "Reports and connections refused, by reason",
+            refused.clone(),
+        );
+        registry.register(
+            "agents_connected",
+            "Agents with a live connection",
+            agents_connected.clone(),
+        );
+        registry.register(
+            "merge_seconds",
+            "Time to decode and merge one report",
+            merge_seconds.clone(),
+        );
+        Self {
+            registry,
+            reports,
+            report_bytes,
+            refused,
+            agents_connected,
+            merge_seconds,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn refuse(&self, reason: &str) {
+        self.refused
+            .get_or_create(&RefusalLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
