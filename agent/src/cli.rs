@@ -29,6 +29,32 @@ pub enum Command {
     /// Observe this node for a while, then print what was seen (processes, containers,
     /// connections with bytes and NAT-resolved destinations, host facts, dropped events).
     Snapshot(SnapshotArgs),
+    /// Observe continuously and report to an aggregator (joining it first with a token).
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The aggregator's QUIC address, HOST:PORT.
+    #[arg(long, env = "STRATA_AGGREGATOR")]
+    pub aggregator: String,
+    /// Join token from `strata-aggregator token create`; needed only on the first start.
+    #[arg(long, env = "STRATA_TOKEN")]
+    pub token: Option<proto::token::JoinToken>,
+    /// Where the agent keeps its identity (client certificate) after joining.
+    #[arg(long, default_value = "/var/lib/strata-agent")]
+    pub state_dir: PathBuf,
+    /// Percent of one CPU core the agent may use; beyond it, scans are stretched.
+    #[arg(long, default_value_t = 5.0)]
+    pub cpu_budget: f64,
+    /// Seconds between reports.
+    #[arg(long, default_value_t = 1.0)]
+    pub report_interval: f64,
+    /// Every Nth report is a full one (the others are deltas).
+    #[arg(long, default_value_t = 30)]
+    pub full_every: u64,
+    #[command(flatten)]
+    pub collect: CollectArgs,
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,12 +6,19 @@
 //! - [`core`]: the pure state, fed by events, testable without root.
 //! - [`collect`]: the sources (eBPF, procfs, conntrack, Docker, rtnetlink) and the async
 //!   collector that drives them.
+//! - [`report`]: the node's state as reports, full and delta.
+//! - [`transport`]: the QUIC link to the aggregator (join, identity, reporting).
+//! - [`governor`], [`run`]: `strata-agent run` under its CPU budget.
 //! - [`cli`]: the `strata-agent` command line.
 
 pub mod cli;
 pub mod collect;
 pub mod core;
+pub mod governor;
 pub mod model;
+pub mod report;
+pub mod run;
+pub mod transport;
 
 /// An error and its sources on one line, outermost first: `a: b: c`.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -41,6 +41,17 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Snapshot(args) => snapshot(args).await,
+            Command::Run(args) => {
+                let link = agent::transport::client::LinkConfig {
+                    aggregator: args.aggregator,
+                    token: args.token,
+                    state_dir: args.state_dir,
+                    interval: Duration::from_secs_f64(args.report_interval.max(0.05)),
+                    full_every: args.full_every,
+                };
+                agent::run::run(args.collect.config(), link, args.cpu_budget).await;
+                Ok(())
+            }
         }
     });
     match result {

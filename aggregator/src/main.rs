@@ -108,6 +108,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    info!("shutting down");
+}
+
 fn create_token(data_dir: &std::path::Path, ttl_hours: u64) -> anyhow::Result<()> {
     let pki =
         Pki::open(data_dir, &["localhost".into()]).context("opening the certificate authority")?;
@@ -155,10 +172,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
         }
     });
     axum::serve(listener, http::router(shared))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            info!("shutting down");
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
     endpoint.close(0u32.into(), b"aggregator shutting down");

@@ -77,6 +77,7 @@ pub struct Collector {
     /// Connections closed since the last tick: their final counters are read, then dropped.
     closed_since_tick: Vec<SocketPair>,
     cpu_ticks: Option<host::CpuTicks>,
+    ticker: tokio::time::Interval,
     last_scan: Instant,
     last_host: Instant,
     started: Instant,
@@ -106,6 +107,8 @@ impl Collector {
             tokio::spawn(sources::docker(sender.clone()));
         }
         let now = Instant::now();
+        let mut ticker = tokio::time::interval(config.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut collector = Self {
             state: NodeState::new(config.limits),
             config,
@@ -115,6 +118,7 @@ impl Collector {
             cgroup2,
             closed_since_tick: Vec::new(),
             cpu_ticks: None,
+            ticker,
             last_scan: now,
             last_host: now,
             started: now,
@@ -131,23 +135,34 @@ impl Collector {
         &self.state
     }
 
-    /// Collects until `duration` has passed.
+    /// Collects until `duration` has passed, then reads every counter once more.
     pub async fn run_for(&mut self, duration: Duration) {
-        let deadline = tokio::time::Instant::now() + duration;
-        let mut ticker = tokio::time::interval(self.config.tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => break,
-                Some(batch) = self.events.recv() => self.apply(batch),
-                _ = ticker.tick() => self.tick(false).await,
-            }
-        }
+        self.run_until(tokio::time::Instant::now() + duration).await;
         // Whatever arrived meanwhile, then a final reading of every counter.
         while let Ok(batch) = self.events.try_recv() {
             self.apply(batch);
         }
         self.tick(true).await;
+    }
+
+    /// Collects until `deadline`, ticking on the collector's own schedule.
+    pub async fn run_until(&mut self, deadline: tokio::time::Instant) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => return,
+                Some(batch) = self.events.recv() => self.apply(batch),
+                _ = self.ticker.tick() => self.tick(false).await,
+            }
+        }
+    }
+
+    /// Changes how often full procfs scans run (the CPU governor stretches it).
+    pub fn set_scan_interval(&mut self, interval: Duration) {
+        self.config.scan_interval = interval;
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The node as seen now.

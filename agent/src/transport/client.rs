@@ -1,0 +1,279 @@
+//! The agent's side of the QUIC link: join once with a token, then keep a report connection
+//! up, reconnecting with exponential backoff and jitter. Each session says hello on a control
+//! stream and sends one report per interval, each on its own stream: full after every
+//! (re)connect and when the aggregator asks, otherwise deltas.
+//!
+//! The collector never waits for this task: it publishes the node's latest state on a watch
+//! channel, and while the aggregator is away only that latest state is kept (the next full
+//! report carries it), so the buffer is bounded by the agent's own tables.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use proto::{
+    control::Control,
+    frame::{MAX_CONTROL_FRAME, read_frame, write_frame},
+    model::Report,
+    token::JoinToken,
+};
+use quinn::Endpoint;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::{
+    identity::{self, Identity},
+    tls,
+};
+use crate::report::delta::Differ;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Where and how to report.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// `HOST:PORT` of the aggregator's QUIC endpoint.
+    pub aggregator: String,
+    pub token: Option<JoinToken>,
+    pub state_dir: PathBuf,
+    pub interval: Duration,
+    pub full_every: u64,
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("resolving {0}")]
+    Resolve(String, #[source] std::io::Error),
+    #[error("the agent has not joined yet: start it once with --token")]
+    NoIdentity,
+    #[error("identity")]
+    Identity(#[from] identity::IdentityError),
+    #[error("TLS")]
+    Tls(#[from] tls::TlsError),
+    #[error("connecting")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("connection")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("sending")]
+    Write(#[from] quinn::WriteError),
+    #[error("stream")]
+    Stream(#[from] quinn::ClosedStream),
+    #[error("control stream")]
+    Io(#[from] std::io::Error),
+    #[error("control stream")]
+    Frame(#[from] proto::frame::FrameError),
+    #[error("the aggregator refused: {0}")]
+    Refused(String),
+    #[error("unexpected answer from the aggregator")]
+    Unexpected,
+}
+
+/// Exponential backoff with jitter.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        base.mul_f64(0.5 + rand::random::<f64>())
+    }
+
+    fn reset(&mut self) {
+        self.next = MIN_BACKOFF;
+    }
+}
+
+fn server_name(aggregator: &str) -> String {
+    let host = aggregator
+        .rsplit_once(':')
+        .map_or(aggregator, |(host, _)| host);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
+}
+
+async fn resolve(aggregator: &str) -> Result<SocketAddr, LinkError> {
+    tokio::net::lookup_host(aggregator)
+        .await
+        .map_err(|e| LinkError::Resolve(aggregator.to_owned(), e))?
+        .next()
+        .ok_or_else(|| {
+            LinkError::Resolve(aggregator.to_owned(), std::io::ErrorKind::NotFound.into())
+        })
+}
+
+/// Keeps reporting the latest state in `states` for as long as the agent runs.
+pub async fn run(config: LinkConfig, mut states: watch::Receiver<Option<Report>>) {
+    let endpoint = match Endpoint::client("[::]:0".parse().expect("valid address"))
+        .or_else(|_| Endpoint::client("0.0.0.0:0".parse().expect("valid address")))
+    {
+        Ok(endpoint) => endpoint,
+        Err(err) => return warn!(error = %err, "cannot open a UDP socket; not reporting"),
+    };
+    let mut differ = Differ::new(config.full_every);
+    let mut backoff = Backoff { next: MIN_BACKOFF };
+    loop {
+        let ended = session(&endpoint, &config, &mut states, &mut differ, &mut backoff).await;
+        let error = ended
+            .err()
+            .map_or_else(|| "closed".to_owned(), |e| crate::error_chain(&e));
+        let delay = backoff.delay();
+        warn!(aggregator = %config.aggregator, error, retry_in = ?delay, "not connected to the aggregator");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+async fn identity(
+    endpoint: &Endpoint,
+    config: &LinkConfig,
+    addr: SocketAddr,
+) -> Result<Identity, LinkError> {
+    if let Some(identity) = identity::load(&config.state_dir)? {
+        return Ok(identity);
+    }
+    let token = config.token.as_ref().ok_or(LinkError::NoIdentity)?;
+    let (tls, pinned) = tls::join_config(&token.ca_fingerprint)?;
+    let connection = endpoint
+        .connect_with(tls, addr, &server_name(&config.aggregator))?
+        .await?;
+    let (mut send, mut recv) = connection.open_bi().await?;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let enroll = Control::Enroll {
+        token: token.secret.clone(),
+        hostname: hostname.trim().to_owned(),
+    };
+    write_frame(&mut send, &enroll.encode()).await?;
+    send.finish()?;
+    let answer = read_frame(&mut recv, MAX_CONTROL_FRAME)
+        .await?
+        .ok_or(LinkError::Unexpected)?;
+    connection.close(0u32.into(), b"joined");
+    match Control::decode(&answer, &proto::Limits::default()).map_err(|_| LinkError::Unexpected)? {
+        Control::Enrolled {
+            agent_id,
+            certificate_pem,
+            private_key_pem,
+        } => {
+            let ca_der = pinned
+                .seen_ca
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+                .ok_or(LinkError::Unexpected)?;
+            let identity = Identity {
+                agent_id,
+                certificate_pem,
+                private_key_pem,
+                ca_der,
+            };
+            identity::store(&config.state_dir, &identity)?;
+            info!(agent_id = %identity.agent_id, state_dir = %config.state_dir.display(), "joined the aggregator");
+            Ok(identity)
+        }
+        Control::Refused { reason } => Err(LinkError::Refused(reason)),
+        _ => Err(LinkError::Unexpected),
+    }
+}
+
+async fn session(
+    endpoint: &Endpoint,
+    config: &LinkConfig,
+    states: &mut watch::Receiver<Option<Report>>,
+    differ: &mut Differ,
+    backoff: &mut Backoff,
+) -> Result<(), LinkError> {
+    let addr = resolve(&config.aggregator).await?;
+    let identity = identity(endpoint, config, addr).await?;
+    let tls = tls::report_config(&identity)?;
+    let connection = endpoint
+        .connect_with(tls, addr, &server_name(&config.aggregator))?
+        .await?;
+    let (mut control, mut answers) = connection.open_bi().await?;
+    let hello = Control::Hello {
+        agent_id: identity.agent_id.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    write_frame(&mut control, &hello.encode()).await?;
+    info!(aggregator = %config.aggregator, agent_id = %identity.agent_id, "connected to the aggregator");
+    backoff.reset();
+    differ.force_full();
+    let full_requested = Arc::new(AtomicBool::new(false));
+    let requested = full_requested.clone();
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(frame)) = read_frame(&mut answers, MAX_CONTROL_FRAME).await {
+            match Control::decode(&frame, &proto::Limits::default()) {
+                Ok(Control::RequestFull) => requested.store(true, Ordering::Relaxed),
+                Ok(Control::Ack { sequence }) => debug!(sequence, "report acknowledged"),
+                Ok(other) => debug!(?other, "control message ignored"),
+                Err(err) => warn!(error = %err, "undecodable control message"),
+            }
+        }
+    });
+    let mut ticker = tokio::time::interval(config.interval);
+    let result = loop {
+        tokio::select! {
+            reason = connection.closed() => break Err(LinkError::Connection(reason)),
+            _ = ticker.tick() => {}
+        }
+        let Some(content) = states.borrow_and_update().clone() else {
+            continue;
+        };
+        if full_requested.swap(false, Ordering::Relaxed) {
+            differ.force_full();
+        }
+        let mut content = content;
+        content.agent_id.clone_from(&identity.agent_id);
+        let report = differ.next(content);
+        let bytes = proto::encode::report(&report);
+        let sent = async {
+            let mut stream = connection.open_uni().await?;
+            stream.write_all(&bytes).await?;
+            stream.finish()?;
+            Ok::<_, LinkError>(())
+        };
+        tokio::select! {
+            reason = connection.closed() => break Err(LinkError::Connection(reason)),
+            sent = sent => if let Err(err) = sent { break Err(err) },
+        }
+    };
+    reader.abort();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_come_from_the_address() {
+        assert_eq!(server_name("10.0.0.1:5051"), "10.0.0.1");
+        assert_eq!(server_name("[::1]:5051"), "::1");
+        assert_eq!(server_name("aggregator.local:5051"), "aggregator.local");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_up_to_the_cap_and_resets() {
+        let mut backoff = Backoff { next: MIN_BACKOFF };
+        let first = backoff.delay();
+        assert!(
+            first >= MIN_BACKOFF / 2 && first <= MIN_BACKOFF * 3 / 2,
+            "{first:?}"
+        );
+        for _ in 0..20 {
+            assert!(backoff.delay() <= MAX_BACKOFF * 3 / 2);
+        }
+        backoff.reset();
+        assert!(backoff.delay() <= MIN_BACKOFF * 3 / 2);
+    }
+}

@@ -1,0 +1,5 @@
+//! The QUIC link to the aggregator: TLS trust and identity, enrollment, reporting.
+
+pub mod client;
+pub mod identity;
+pub mod tls;
