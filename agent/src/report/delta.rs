@@ -148,16 +148,19 @@ mod tests {
             (first.kind, first.sequence, first.processes.len()),
             (ReportKind::Full, 1, 2)
         );
-        let mut changed = content(&[2, 3]);
-        changed.processes[0].comm = "renamed".into();
-        let delta = differ.next(changed);
+        let changed = || {
+            let mut report = content(&[2, 3]);
+            report.processes[0].comm = "renamed".into();
+            report
+        };
+        let delta = differ.next(changed());
         assert_eq!(delta.kind, ReportKind::Delta);
         assert_eq!(
             delta.processes.iter().map(|p| p.pid).collect::<Vec<_>>(),
             [2, 3]
         );
         assert_eq!(delta.removed_processes, [1]);
-        let quiet = differ.next(content(&[2, 3]));
+        let quiet = differ.next(changed());
         assert_eq!(quiet.kind, ReportKind::Delta);
         assert!(quiet.processes.is_empty() && quiet.removed_processes.is_empty());
         let fourth = differ.next(content(&[2, 3]));
