@@ -53,6 +53,9 @@ pub struct RunArgs {
     /// Every Nth report is a full one (the others are deltas).
     #[arg(long, default_value_t = 30)]
     pub full_every: u64,
+    /// What to report: the whole host, or only the agent's own network namespace.
+    #[arg(long, value_enum, default_value_t = crate::run::Scope::Host)]
+    pub scope: crate::run::Scope,
     #[command(flatten)]
     pub collect: CollectArgs,
 }

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
                     interval: Duration::from_secs_f64(args.report_interval.max(0.05)),
                     full_every: args.full_every,
                 };
-                agent::run::run(args.collect.config(), link, args.cpu_budget).await;
+                agent::run::run(args.collect.config(), link, args.cpu_budget, args.scope).await;
                 Ok(())
             }
         }

@@ -26,8 +26,27 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// What an agent reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scope {
+    /// Everything on the host.
+    Host,
+    /// Only the processes in the agent's own network namespace, and their connections.
+    Netns,
+}
+
+/// The inode of this process's network namespace.
+fn own_netns() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self/ns/net").ok().map(|m| m.ino())
+}
+
 /// Runs until the process is stopped.
-pub async fn run(collect: Config, link: LinkConfig, cpu_budget_percent: f64) {
+pub async fn run(collect: Config, link: LinkConfig, cpu_budget_percent: f64, scope: Scope) {
+    let netns = match scope {
+        Scope::Host => None,
+        Scope::Netns => own_netns(),
+    };
     let interval = link.interval;
     let mut collector = Collector::start(collect).await;
     let mut governor = Governor::new(cpu_budget_percent, collector.config().scan_interval);
@@ -41,7 +60,7 @@ pub async fn run(collect: Config, link: LinkConfig, cpu_budget_percent: f64) {
         collector.run_until(next).await;
         let snapshot = collector.snapshot();
         // The link task fills in the agent id it joined with.
-        states.send_replace(Some(build::content("", &snapshot, now_ms())));
+        states.send_replace(Some(build::content("", &snapshot, netns, now_ms())));
         let (cpu_now, wall_now) = (own_cpu_ns(), tokio::time::Instant::now());
         if let (Some(now), Some(then)) = (cpu_now, cpu_then) {
             let wall = wall_now.duration_since(wall_then).as_nanos().max(1) as f64;

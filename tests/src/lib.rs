@@ -6,9 +6,11 @@
 //! was skipped: never a silent pass.
 
 pub mod agent;
+pub mod cluster;
 pub mod docker;
 pub mod netns;
 pub mod peer;
+pub mod rogue;
 
 use std::process::Command;
 

@@ -87,3 +87,120 @@ impl Drop for NftTable {
             .output();
     }
 }
+
+/// A LAN: a bridge in its own namespace (so the host's firewall never sees the traffic), the
+/// root namespace on it as `<subnet>.1`, and `hosts` namespaces as `<subnet>.11`, `.12`, ...
+#[derive(Debug)]
+pub struct Lan {
+    switch: String,
+    root_veth: String,
+    namespaces: Vec<String>,
+    subnet: String,
+}
+
+impl Lan {
+    /// `name` must be short (interface names are derived from it); `subnet` is like
+    /// `10.202.0`.
+    pub fn create(name: &str, subnet: &str, hosts: usize) -> Self {
+        let switch = format!("{name}sw");
+        let root_veth = format!("{name}r");
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &root_veth])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &switch])
+            .output();
+        sh("ip", &["netns", "add", &switch]);
+        let mut lan = Self {
+            switch: switch.clone(),
+            root_veth: root_veth.clone(),
+            namespaces: Vec::new(),
+            subnet: subnet.to_owned(),
+        };
+        sh(
+            "ip",
+            &["-n", &switch, "link", "add", "br0", "type", "bridge"],
+        );
+        sh("ip", &["-n", &switch, "link", "set", "br0", "up"]);
+        let plug = |veth: &str| {
+            sh("ip", &["link", "set", veth, "netns", &switch]);
+            sh("ip", &["-n", &switch, "link", "set", veth, "master", "br0"]);
+            sh("ip", &["-n", &switch, "link", "set", veth, "up"]);
+        };
+        let port = format!("{name}rp");
+        sh(
+            "ip",
+            &[
+                "link", "add", &root_veth, "type", "veth", "peer", "name", &port,
+            ],
+        );
+        plug(&port);
+        sh(
+            "ip",
+            &["addr", "add", &format!("{subnet}.1/24"), "dev", &root_veth],
+        );
+        sh("ip", &["link", "set", &root_veth, "up"]);
+        for i in 1..=hosts {
+            let ns = format!("{name}{i}");
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &ns])
+                .output();
+            sh("ip", &["netns", "add", &ns]);
+            lan.namespaces.push(ns.clone());
+            let (inside, outside) = (format!("{ns}a"), format!("{ns}b"));
+            sh(
+                "ip",
+                &[
+                    "link", "add", &inside, "type", "veth", "peer", "name", &outside,
+                ],
+            );
+            sh("ip", &["link", "set", &inside, "netns", &ns]);
+            plug(&outside);
+            sh(
+                "ip",
+                &[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("{subnet}.{}/24", 10 + i),
+                    "dev",
+                    &inside,
+                ],
+            );
+            sh("ip", &["-n", &ns, "link", "set", &inside, "up"]);
+            sh("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        lan
+    }
+
+    /// The namespace of host `i` (from 1).
+    pub fn namespace(&self, i: usize) -> &str {
+        &self.namespaces[i - 1]
+    }
+
+    /// The address of host `i` (from 1); host 0 is the root namespace.
+    pub fn address(&self, i: usize) -> String {
+        if i == 0 {
+            format!("{}.1", self.subnet)
+        } else {
+            format!("{}.{}", self.subnet, 10 + i)
+        }
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", ns])
+                .output();
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.root_veth])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.switch])
+            .output();
+    }
+}

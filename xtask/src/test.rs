@@ -42,17 +42,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 .args(["-Z", "build-std=core", "--", "-D", "warnings"]),
         )?;
     }
-    // The end-to-end tests start the real agent binary.
+    // The end-to-end tests start the real binaries.
     cmd::run(&mut cargo(&[
         "build",
         "--locked",
         "--package",
         "agent",
-        "--bin",
-        "strata-agent",
+        "--package",
+        "aggregator",
+        "--bins",
     ]))?;
     let mut test = cargo(&["test", "--workspace", "--exclude", "agent-ebpf", "--locked"]);
     test.env("STRATA_AGENT_BIN", root.join("target/debug/strata-agent"));
+    test.env(
+        "STRATA_AGGREGATOR_BIN",
+        root.join("target/debug/strata-aggregator"),
+    );
     if let Some(filter) = &args.filter {
         test.args(["--", filter]);
     }

@@ -62,6 +62,9 @@ pub fn read_process(pid: u32, depth: Depth) -> Option<ProcessDetails> {
         ..ProcessDetails::default()
     };
     if depth == Depth::Full {
+        details.netns = fs::metadata(format!("/proc/{pid}/ns/net"))
+            .ok()
+            .map(|m| m.ino());
         // Kernel threads have an empty cmdline; keep it empty rather than unknown.
         details.cmdline = Some(process.cmdline().unwrap_or_default());
         details.exe = process.exe().ok().map(|p| p.to_string_lossy().into_owned());

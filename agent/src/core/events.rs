@@ -44,6 +44,8 @@ pub struct ProcessDetails {
     /// User plus system CPU time consumed so far, in nanoseconds.
     pub cpu_time_ns: Option<u64>,
     pub rss_bytes: Option<u64>,
+    /// Inode of the process's network namespace.
+    pub netns: Option<u64>,
 }
 
 /// A TCP socket found by a procfs scan.

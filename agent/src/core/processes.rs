@@ -27,6 +27,8 @@ pub struct Process {
     /// CPU used between the last two reads, in percent of one core.
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<u64>,
+    /// Inode of the process's network namespace.
+    pub netns: Option<u64>,
     pub exited_at_ns: Option<BootNanos>,
     /// Whether procfs details (cmdline, user, cgroup) were read since the last exec.
     #[serde(skip)]
@@ -51,6 +53,7 @@ impl Process {
             start_ns: None,
             cpu_percent: None,
             rss_bytes: None,
+            netns: None,
             exited_at_ns: None,
             details_read: false,
             cpu_sample: None,
@@ -185,6 +188,7 @@ impl ProcessTable {
         }
         process.start_ns = details.start.or(process.start_ns);
         process.rss_bytes = details.rss_bytes.or(process.rss_bytes);
+        process.netns = details.netns.or(process.netns);
         if let Some(cpu_ns) = details.cpu_time_ns {
             if let Some((then, cpu_then)) = process.cpu_sample
                 && now > then

@@ -16,8 +16,24 @@ fn direction(direction: Direction) -> wire::Direction {
     }
 }
 
-/// A full report of `snapshot` (the sender numbers it and may turn it into a delta).
-pub fn content(agent_id: &str, snapshot: &Snapshot, timestamp_ms: u64) -> wire::Report {
+/// A full report of `snapshot` (the sender numbers it and may turn it into a delta). With a
+/// `netns` scope, only the processes of that network namespace and their connections are
+/// reported (an agent per namespace, as in tests or per-tenant setups).
+pub fn content(
+    agent_id: &str,
+    snapshot: &Snapshot,
+    netns: Option<u64>,
+    timestamp_ms: u64,
+) -> wire::Report {
+    let in_scope = |p: &&crate::core::snapshot::ProcessView| {
+        p.process.alive() && netns.is_none_or(|ns| p.process.netns == Some(ns))
+    };
+    let pids: std::collections::HashSet<u32> = snapshot
+        .processes
+        .iter()
+        .filter(in_scope)
+        .map(|p| p.process.pid)
+        .collect();
     let mut report = wire::Report::new(agent_id, 0, timestamp_ms, wire::ReportKind::Full);
     report.host = snapshot.host.as_ref().map(|h| wire::Host {
         hostname: h.hostname.clone(),
@@ -45,7 +61,7 @@ pub fn content(agent_id: &str, snapshot: &Snapshot, timestamp_ms: u64) -> wire::
     report.processes = snapshot
         .processes
         .iter()
-        .filter(|p| p.process.alive())
+        .filter(in_scope)
         .map(|p| wire::Process {
             pid: p.process.pid,
             ppid: p.process.ppid,
@@ -95,6 +111,7 @@ pub fn content(agent_id: &str, snapshot: &Snapshot, timestamp_ms: u64) -> wire::
     report.connections = snapshot
         .connections
         .iter()
+        .filter(|c| netns.is_none() || c.connection.pid.is_some_and(|pid| pids.contains(&pid)))
         .map(|c| wire::Connection {
             local: c.connection.local,
             remote: c.connection.remote,

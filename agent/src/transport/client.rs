@@ -94,7 +94,8 @@ impl Backoff {
     }
 }
 
-fn server_name(aggregator: &str) -> String {
+/// The TLS server name of an aggregator address (`HOST:PORT`).
+pub fn server_name(aggregator: &str) -> String {
     let host = aggregator
         .rsplit_once(':')
         .map_or(aggregator, |(host, _)| host);
@@ -143,15 +144,29 @@ async fn identity(
         return Ok(identity);
     }
     let token = config.token.as_ref().ok_or(LinkError::NoIdentity)?;
-    let (tls, pinned) = tls::join_config(&token.ca_fingerprint)?;
-    let connection = endpoint
-        .connect_with(tls, addr, &server_name(&config.aggregator))?
-        .await?;
-    let (mut send, mut recv) = connection.open_bi().await?;
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name = server_name(&config.aggregator);
+    let identity = enroll(endpoint, addr, &name, token, hostname.trim()).await?;
+    identity::store(&config.state_dir, &identity)?;
+    info!(agent_id = %identity.agent_id, state_dir = %config.state_dir.display(), "joined the aggregator");
+    Ok(identity)
+}
+
+/// Joins the aggregator at `addr` with `token`: checks its CA against the token's fingerprint
+/// and receives a client certificate.
+pub async fn enroll(
+    endpoint: &Endpoint,
+    addr: SocketAddr,
+    server_name: &str,
+    token: &JoinToken,
+    hostname: &str,
+) -> Result<Identity, LinkError> {
+    let (tls, pinned) = tls::join_config(&token.ca_fingerprint)?;
+    let connection = endpoint.connect_with(tls, addr, server_name)?.await?;
+    let (mut send, mut recv) = connection.open_bi().await?;
     let enroll = Control::Enroll {
         token: token.secret.clone(),
-        hostname: hostname.trim().to_owned(),
+        hostname: hostname.to_owned(),
     };
     write_frame(&mut send, &enroll.encode()).await?;
     send.finish()?;
@@ -171,15 +186,12 @@ async fn identity(
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone()
                 .ok_or(LinkError::Unexpected)?;
-            let identity = Identity {
+            Ok(Identity {
                 agent_id,
                 certificate_pem,
                 private_key_pem,
                 ca_der,
-            };
-            identity::store(&config.state_dir, &identity)?;
-            info!(agent_id = %identity.agent_id, state_dir = %config.state_dir.display(), "joined the aggregator");
-            Ok(identity)
+            })
         }
         Control::Refused { reason } => Err(LinkError::Refused(reason)),
         _ => Err(LinkError::Unexpected),

@@ -99,9 +99,18 @@ impl View {
 }
 
 /// All views at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Views {
     pub views: BTreeMap<&'static str, View>,
+}
+
+impl Default for Views {
+    /// Every view, empty.
+    fn default() -> Self {
+        Self {
+            views: VIEWS.iter().map(|name| (*name, View::default())).collect(),
+        }
+    }
 }
 
 impl Views {

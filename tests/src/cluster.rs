@@ -1,0 +1,263 @@
+//! An aggregator and agents as real processes: the aggregator with its own data directory,
+//! agents joined with a token, each optionally in a network namespace and with its own
+//! hostname (a UTS namespace), as on separate machines.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+fn binary(env: &str, name: &str) -> PathBuf {
+    std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/debug")
+            .join(name)
+    })
+}
+
+/// Lines a child process wrote to stderr, echoed to the test's output.
+#[derive(Debug, Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<String>>>);
+
+impl Logs {
+    fn follow(&self, prefix: String, stderr: impl std::io::Read + Send + 'static) {
+        let lines = self.0.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[{prefix}] {line}");
+                lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+    }
+
+    /// Whether a line containing every one of `needles` was logged.
+    pub fn contains(&self, needles: &[&str]) -> bool {
+        let lines = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lines
+            .iter()
+            .any(|line| needles.iter().all(|n| line.contains(n)))
+    }
+
+    /// Waits for such a line; panics after `timeout`.
+    pub fn wait_for(&self, needles: &[&str], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.contains(needles) {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needles:?} within {timeout:?}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A free port on `ip` (TCP for HTTP, UDP for QUIC).
+pub fn free_port(ip: &str, udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind((ip, 0))
+            .and_then(|s| s.local_addr())
+            .expect("free UDP port")
+            .port()
+    } else {
+        std::net::TcpListener::bind((ip, 0))
+            .and_then(|s| s.local_addr())
+            .expect("free TCP port")
+            .port()
+    }
+}
+
+/// A running `strata-aggregator`.
+#[derive(Debug)]
+pub struct Aggregator {
+    child: Child,
+    pub data_dir: PathBuf,
+    pub http: SocketAddr,
+    pub quic: SocketAddr,
+    pub logs: Logs,
+    args: Vec<String>,
+}
+
+impl Aggregator {
+    /// Starts it and waits until it listens.
+    pub fn start(data_dir: &Path, http: SocketAddr, quic: SocketAddr, args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let logs = Logs::default();
+        let child = Self::spawn(data_dir, http, quic, &args, &logs);
+        logs.wait_for(&["aggregator listening"], Duration::from_secs(30));
+        Self {
+            child,
+            data_dir: data_dir.to_owned(),
+            http,
+            quic,
+            logs,
+            args,
+        }
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        http: SocketAddr,
+        quic: SocketAddr,
+        args: &[String],
+        logs: &Logs,
+    ) -> Child {
+        let binary = binary("STRATA_AGGREGATOR_BIN", "strata-aggregator");
+        let mut child = Command::new(&binary)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http", &http.to_string(), "--quic", &quic.to_string()])
+            .args(args)
+            .env("STRATA_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
+        logs.follow(
+            "aggregator".into(),
+            child.stderr.take().expect("stderr is piped"),
+        );
+        child
+    }
+
+    /// Kills it (SIGKILL: nothing is flushed) and starts it again on the same data directory.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.logs = Logs::default();
+        self.child = Self::spawn(&self.data_dir, self.http, self.quic, &self.args, &self.logs);
+        self.logs
+            .wait_for(&["aggregator listening"], Duration::from_secs(30));
+    }
+
+    /// A new join token.
+    pub fn token(&self) -> String {
+        let binary = binary("STRATA_AGGREGATOR_BIN", "strata-aggregator");
+        let output = Command::new(binary)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["token", "create"])
+            .output()
+            .expect("running token create");
+        assert!(
+            output.status.success(),
+            "token create: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// `GET path` on the API, as JSON.
+    pub fn get(&self, path: &str) -> Value {
+        let url = format!("http://{}{path}", self.http);
+        let mut response = ureq::get(&url)
+            .call()
+            .unwrap_or_else(|err| panic!("GET {url}: {err}"));
+        response
+            .body_mut()
+            .read_json()
+            .unwrap_or_else(|err| panic!("GET {url} is not JSON: {err}"))
+    }
+
+    /// Polls `GET path` until `accept` holds; panics with the last answer after `timeout`.
+    pub fn wait_for(
+        &self,
+        path: &str,
+        timeout: Duration,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answer = self.get(path);
+            if accept(&answer) {
+                return answer;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "GET {path} never matched within {timeout:?}: {answer:#}"
+            );
+            thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Aggregator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `strata-agent run`.
+#[derive(Debug)]
+pub struct Agent {
+    child: Child,
+    pub logs: Logs,
+}
+
+impl Agent {
+    /// Starts an agent reporting to `aggregator`, in `netns` when given, with `hostname` in
+    /// its own UTS namespace when given.
+    pub fn start(
+        netns: Option<&str>,
+        hostname: Option<&str>,
+        aggregator: SocketAddr,
+        token: &str,
+        state_dir: &Path,
+        args: &[&str],
+    ) -> Self {
+        let agent = crate::agent::binary();
+        let mut command = Command::new("unshare");
+        command.args([
+            "--uts",
+            "--",
+            "sh",
+            "-c",
+            r#"[ -n "$0" ] && hostname "$0"; exec "$@""#,
+        ]);
+        command.arg(hostname.unwrap_or(""));
+        if let Some(ns) = netns {
+            command.args(["ip", "netns", "exec", ns]);
+        }
+        let mut child = command
+            .arg(&agent)
+            .args([
+                "run",
+                "--aggregator",
+                &aggregator.to_string(),
+                "--token",
+                token,
+                "--state-dir",
+            ])
+            .arg(state_dir)
+            .args(args)
+            .env("STRATA_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", agent.display()));
+        let logs = Logs::default();
+        let name = hostname.or(netns).unwrap_or("agent").to_owned();
+        logs.follow(name, child.stderr.take().expect("stderr is piped"));
+        Self { child, logs }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
