@@ -28,7 +28,7 @@ enum Task {
     Setup,
     /// Regenerate the FlatBuffers code of `proto` from its schema.
     Codegen,
-    /// Build strata and run it on this host, showing what the agent sees.
+    /// Build strata and run it on this host: the aggregator and a local agent joined to it.
     Up(up::Args),
     /// Run every check and test: formatting, lints, unit tests and privileged end-to-end
     /// tests against the kernel and a Docker engine.
