@@ -46,14 +46,28 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     thread::sleep(Duration::from_millis(500));
     if let Some(status) = aggregator.0.try_wait()? {
-        bail!("strata-aggregator exited at once ({status}); is {} or {} in use?", args.http, args.quic);
+        bail!(
+            "strata-aggregator exited at once ({status}); is {} or {} in use?",
+            args.http,
+            args.quic
+        );
     }
     let token = cmd::output(
-        Command::new(bin.join("strata-aggregator")).arg("--data-dir").arg(&data).args(["token", "create"]),
+        Command::new(bin.join("strata-aggregator"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["token", "create"]),
     )?;
     let mut agent = Running(
         Command::new(bin.join("strata-agent"))
-            .args(["run", "--aggregator", &args.quic, "--token", token.trim(), "--state-dir"])
+            .args([
+                "run",
+                "--aggregator",
+                &args.quic,
+                "--token",
+                token.trim(),
+                "--state-dir",
+            ])
             .arg(data.join("agent"))
             .spawn()
             .context("starting strata-agent")?,
