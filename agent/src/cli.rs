@@ -50,8 +50,9 @@ pub struct RunArgs {
     /// Seconds between reports.
     #[arg(long, default_value_t = 1.0)]
     pub report_interval: f64,
-    /// Every Nth report is a full one (the others are deltas).
-    #[arg(long, default_value_t = 30)]
+    /// Every Nth report is a full one (the others are deltas; the aggregator also asks for a
+    /// full report whenever it misses one).
+    #[arg(long, default_value_t = 120)]
     pub full_every: u64,
     /// What to report: the whole host, or only the agent's own network namespace.
     #[arg(long, value_enum, default_value_t = crate::run::Scope::Host)]

@@ -300,7 +300,7 @@ async fn report(
         }
     };
     shared.metrics.report_bytes.inc_by(bytes.len() as u64);
-    let report = match proto::decode::report(&bytes, &shared.limits) {
+    let report = match proto::compress::open(&bytes, &shared.limits) {
         Ok(report) => report,
         Err(err) => {
             shared.metrics.refuse("malformed");

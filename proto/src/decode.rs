@@ -55,6 +55,8 @@ pub enum DecodeError {
     Invalid(#[from] flatbuffers::InvalidFlatbuffer),
     #[error("required field {0} is missing")]
     Missing(&'static str),
+    #[error("compressed report does not decompress")]
+    Compression(#[source] lz4_flex::block::DecompressError),
     #[error("unknown {what} value {value}")]
     UnknownValue { what: &'static str, value: i64 },
 }

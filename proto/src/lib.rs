@@ -5,6 +5,7 @@
 //! of [`model`]. Every received buffer is checked by the FlatBuffers verifier under explicit
 //! [`Limits`] before anything is read from it.
 
+pub mod compress;
 pub mod control;
 pub mod decode;
 pub mod encode;

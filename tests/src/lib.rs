@@ -11,6 +11,7 @@ pub mod docker;
 pub mod netns;
 pub mod peer;
 pub mod rogue;
+pub mod synthetic;
 
 use std::process::Command;
 

@@ -206,7 +206,7 @@ fn three_agents_build_one_topology_survive_an_aggregator_restart_and_outlast_bad
             "oversized report"
         );
         let mut valid = Report::new(identity.agent_id.clone(), 1, 0, ReportKind::Full);
-        session.send(&proto::encode::report(&valid)).await;
+        session.send(&proto::compress::seal(&valid)).await;
         assert_eq!(
             session.next_control().await,
             Some(Control::Ack { sequence: 1 }),
@@ -214,7 +214,7 @@ fn three_agents_build_one_topology_survive_an_aggregator_restart_and_outlast_bad
         );
         valid.agent_id = "someone-else".into();
         valid.sequence = 2;
-        session.send(&proto::encode::report(&valid)).await;
+        session.send(&proto::compress::seal(&valid)).await;
         let reason = session.closed().await;
         assert!(reason.contains("claims agent someone-else"), "{reason}");
 

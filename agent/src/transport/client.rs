@@ -247,7 +247,7 @@ async fn session(
         let mut content = content;
         content.agent_id.clone_from(&identity.agent_id);
         let report = differ.next(content);
-        let bytes = proto::encode::report(&report);
+        let bytes = proto::compress::seal(&report);
         let sent = async {
             let mut stream = connection.open_uni().await?;
             stream.write_all(&bytes).await?;
