@@ -173,13 +173,30 @@ fn find_view<'a>(views: &'a crate::topology::Views, name: &str) -> Result<&'a Vi
     })
 }
 
-async fn view(
-    State(shared): AppState,
-    Path(name): Path<String>,
-    Query(filters): Query<Filters>,
-) -> Result<Json<Value>, ApiError> {
-    let views = shared.views();
-    let view = find_view(&views, &name)?;
+/// A view's answer, serialised straight from the view (no intermediate JSON tree).
+#[derive(Debug, Serialize)]
+struct ViewAnswer<'a> {
+    view: &'a str,
+    nodes: Vec<&'a Node>,
+    edges: Vec<Edge<'a>>,
+}
+
+impl Filters {
+    fn is_empty(&self) -> bool {
+        self.host.is_none()
+            && self.container.is_none()
+            && self.label.is_none()
+            && self.name.is_none()
+    }
+}
+
+/// Serialises a whole view.
+pub fn render_view(name: &str, view: &View) -> Result<Vec<u8>, ApiError> {
+    render_filtered(name, view, &Filters::default())
+}
+
+/// Serialises `view` with `filters` applied.
+fn render_filtered(name: &str, view: &View, filters: &Filters) -> Result<Vec<u8>, ApiError> {
     let nodes: BTreeMap<&str, &Node> = view
         .nodes
         .iter()
@@ -191,9 +208,31 @@ async fn view(
         .filter(|(s, t)| nodes.contains_key(s) && nodes.contains_key(t))
         .map(|(source, target)| Edge { source, target })
         .collect();
-    Ok(Json(
-        json!({ "view": name, "nodes": nodes.values().collect::<Vec<_>>(), "edges": edges }),
-    ))
+    let answer = ViewAnswer {
+        view: name,
+        nodes: nodes.into_values().collect(),
+        edges,
+    };
+    serde_json::to_vec(&answer).map_err(|err| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("encoding the view: {err}"),
+    })
+}
+
+async fn view(
+    State(shared): AppState,
+    Path(name): Path<String>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, ApiError> {
+    let views = shared.views();
+    let view = find_view(&views, &name)?;
+    let body = if filters.is_empty() {
+        // The unfiltered view is encoded once per refresh and shared by every request.
+        shared.rendered(&views, &name, || render_view(&name, view))?
+    } else {
+        axum::body::Bytes::from(render_filtered(&name, view, &filters)?)
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn node(

@@ -16,6 +16,7 @@ use rustls::{RootCertStore, pki_types::CertificateDer, server::WebPkiClientVerif
 use tracing::{debug, info, warn};
 
 use crate::{
+    error_chain,
     state::{Shared, now_ms},
     tokens,
     topology::ApplyError,
@@ -304,7 +305,13 @@ async fn report(
         Ok(report) => report,
         Err(err) => {
             shared.metrics.refuse("malformed");
-            warn!(agent_id, error = %err, bytes = bytes.len(), "malformed report refused");
+            let error = error_chain(&err);
+            warn!(
+                agent_id,
+                error,
+                bytes = bytes.len(),
+                "malformed report refused"
+            );
             return request_full(control).await;
         }
     };

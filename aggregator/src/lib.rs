@@ -15,3 +15,15 @@ pub mod pki;
 pub mod state;
 pub mod tokens;
 pub mod topology;
+
+/// An error and its sources on one line, outermost first: `a: b: c`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

@@ -20,7 +20,8 @@ use sha2::{Digest as _, Sha256};
 
 const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca.key.pem";
-const ISSUED: &str = "agents.json";
+/// One JSON record per line, appended as certificates are issued.
+const ISSUED: &str = "agents.jsonl";
 const CA_NAME: &str = "strata cluster CA";
 
 /// Why the certificate authority could not be used.
@@ -74,6 +75,7 @@ pub fn pem_certificate_der(pem: &str) -> Option<Vec<u8>> {
 /// The record of an issued agent certificate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Issued {
+    fingerprint: String,
     agent_id: String,
     hostname: String,
     issued_ms: u64,
@@ -134,14 +136,17 @@ impl Pki {
         };
         let ca_der = pem_certificate_der(&ca_pem).ok_or(PkiError::NoCertificate(cert_path))?;
         let issued_path = dir.join(ISSUED);
-        let issued = if issued_path.exists() {
-            serde_json::from_str(&read(&issued_path)?).map_err(|source| PkiError::Corrupt {
-                path: issued_path,
-                source,
-            })?
-        } else {
-            HashMap::new()
-        };
+        let mut issued = HashMap::new();
+        if issued_path.exists() {
+            for line in read(&issued_path)?.lines().filter(|l| !l.trim().is_empty()) {
+                let record: Issued =
+                    serde_json::from_str(line).map_err(|source| PkiError::Corrupt {
+                        path: issued_path.clone(),
+                        source,
+                    })?;
+                issued.insert(record.fingerprint.clone(), record);
+            }
+        }
         let mut pki = Self {
             dir: dir.to_owned(),
             ca_key,
@@ -218,20 +223,29 @@ impl Pki {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer())?;
         let record = Issued {
+            fingerprint: fingerprint(cert.der()),
             agent_id: agent_id.clone(),
             hostname: hostname.to_owned(),
             issued_ms: now_ms,
         };
+        let path = self.dir.join(ISSUED);
+        let line = serde_json::to_string(&record).map_err(|source| PkiError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
         let mut issued = self
             .issued
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        issued.insert(fingerprint(cert.der()), record);
-        let text = serde_json::to_string_pretty(&*issued).map_err(|source| PkiError::Corrupt {
-            path: self.dir.join(ISSUED),
-            source,
-        })?;
-        write(&self.dir.join(ISSUED), &text)?;
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes())
+            })
+            .map_err(|source| PkiError::Io { path, source })?;
+        issued.insert(record.fingerprint.clone(), record);
         Ok((agent_id, cert.pem(), key.serialize_pem()))
     }
 

@@ -157,3 +157,49 @@ pub fn churn(report: &mut Report, second: u32, hosts: u32, shape: Shape, rng: &m
         host.uptime_seconds += 1.0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_reports_and_their_deltas_survive_the_wire() {
+        let shape = Shape {
+            containers: 5,
+            processes: 20,
+            connections: 20,
+        };
+        let mut report = host("a", 3, 10, shape, 1);
+        let limits = proto::Limits::default();
+        let decoded = proto::compress::open(&proto::compress::seal(&report), &limits);
+        assert_eq!(decoded.as_ref().map_err(ToString::to_string), Ok(&report));
+        let mut rng = StdRng::seed_from_u64(2);
+        churn(&mut report, 1, 10, shape, &mut rng);
+        let mut differ = agent::report::delta::Differ::new(100);
+        differ.next(host("a", 3, 10, shape, 1));
+        let delta = differ.next(report);
+        let decoded = proto::compress::open(&proto::compress::seal(&delta), &limits);
+        assert_eq!(decoded.as_ref().map_err(ToString::to_string), Ok(&delta));
+        // As the aggregator load program sends them.
+        let shape = Shape {
+            containers: 500,
+            processes: 20,
+            connections: 20,
+        };
+        let mut content = host("sim-16-bf6cbff3", 16, 20, shape, 3);
+        let mut differ = agent::report::delta::Differ::new(120);
+        for second in 1..5 {
+            churn(&mut content, second, 20, shape, &mut rng);
+            let report = differ.next(content.clone());
+            let decoded = proto::compress::open(&proto::compress::seal(&report), &limits);
+            assert!(
+                decoded.is_ok(),
+                "second {second}: {}",
+                decoded
+                    .err()
+                    .map(|e| agent::error_chain(&e))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}

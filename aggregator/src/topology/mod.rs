@@ -23,7 +23,8 @@ pub const DEFAULT_STALE_WINDOW_MS: Millis = 120_000;
 /// Every agent's state and the views built from them.
 #[derive(Debug)]
 pub struct Topology {
-    agents: HashMap<String, AgentState>,
+    /// Shared with view builds in progress; changed copy-on-write.
+    agents: HashMap<String, Arc<AgentState>>,
     views: Arc<Views>,
     dirty: bool,
     stale_window_ms: Millis,
@@ -50,10 +51,11 @@ impl Topology {
     /// reconnected agent stale.
     pub fn connected(&mut self, agent_id: &str) -> u64 {
         self.dirty = true;
-        let agent = self
-            .agents
-            .entry(agent_id.to_owned())
-            .or_insert_with(|| AgentState::new(agent_id));
+        let agent = Arc::make_mut(
+            self.agents
+                .entry(agent_id.to_owned())
+                .or_insert_with(|| Arc::new(AgentState::new(agent_id))),
+        );
         agent.connected();
         agent.generation
     }
@@ -64,7 +66,7 @@ impl Topology {
         if let Some(agent) = self.agents.get_mut(agent_id)
             && agent.generation == generation
         {
-            agent.disconnected(now);
+            Arc::make_mut(agent).disconnected(now);
             self.dirty = true;
         }
     }
@@ -74,8 +76,8 @@ impl Topology {
         let agent = self
             .agents
             .entry(report.agent_id.clone())
-            .or_insert_with(|| AgentState::new(&report.agent_id));
-        agent.apply(report, now)?;
+            .or_insert_with(|| Arc::new(AgentState::new(&report.agent_id)));
+        Arc::make_mut(agent).apply(report, now)?;
         self.dirty = true;
         Ok(())
     }
@@ -91,22 +93,33 @@ impl Topology {
         self.dirty |= self.agents.len() != before;
     }
 
+    /// When anything changed since the last call: every agent's state, to build views from
+    /// without holding the topology (agents keep reporting meanwhile, copy-on-write).
+    pub fn changed(&mut self) -> Option<Vec<Arc<AgentState>>> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty.then(|| self.agents.values().cloned().collect())
+    }
+
     /// Rebuilds the views if anything changed; returns the current ones.
     pub fn refresh(&mut self) -> Arc<Views> {
-        if self.dirty {
-            self.views = Arc::new(views::build(self.agents.values()));
-            self.dirty = false;
+        if let Some(agents) = self.changed() {
+            self.views = Arc::new(build(&agents));
         }
         self.views.clone()
     }
 
     pub fn agents(&self) -> impl Iterator<Item = &AgentState> {
-        self.agents.values()
+        self.agents.values().map(AsRef::as_ref)
     }
 
     pub fn agent(&self, agent_id: &str) -> Option<&AgentState> {
-        self.agents.get(agent_id)
+        self.agents.get(agent_id).map(AsRef::as_ref)
     }
+}
+
+/// Builds the views from agents' states.
+pub fn build(agents: &[Arc<AgentState>]) -> Views {
+    views::build(agents.iter().map(AsRef::as_ref))
 }
 
 #[cfg(test)]
