@@ -1,5 +1,8 @@
-//! `cargo xtask bench`: builds the release agent and the `agent-load` program and runs the
-//! agent's cost benchmark (idle, 1,000 exec/s, 1,000 exec/s with 1,000 connections/s).
+//! `cargo xtask bench`: builds the release binaries and runs every benchmark program:
+//! - `agent-load`: the agent's CPU and memory idle, at 1,000 exec/s, and at 1,000 exec/s with
+//!   1,000 connections/s;
+//! - `report-size`: bytes of full and delta reports against Scope-style JSON;
+//! - `aggregator-load`: the aggregator under 1,000 and 5,000 simulated agents over QUIC.
 
 use std::process::Command;
 
@@ -7,18 +10,30 @@ use crate::{cmd, workspace_root};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Seconds each scenario runs.
+    /// Seconds each scenario is measured.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Simulated agent counts for the aggregator benchmark.
+    #[arg(long, default_value = "1000,5000")]
+    agents: String,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let root = workspace_root();
-    cmd::build_release(&["agent", "tests"])?;
+    cmd::build_release(&["agent", "aggregator", "tests"])?;
+    let bin = root.join("target/release");
+    let seconds = args.seconds.to_string();
     cmd::run(
-        Command::new(root.join("target/release/agent-load"))
+        Command::new(bin.join("agent-load"))
             .arg("--agent")
-            .arg(root.join("target/release/strata-agent"))
-            .args(["--seconds", &args.seconds.to_string()]),
+            .arg(bin.join("strata-agent"))
+            .args(["--seconds", &seconds]),
+    )?;
+    cmd::run(Command::new(bin.join("report-size")).args(["--seconds", "240"]))?;
+    cmd::run(
+        Command::new(bin.join("aggregator-load"))
+            .arg("--aggregator")
+            .arg(bin.join("strata-aggregator"))
+            .args(["--agents", &args.agents, "--seconds", &seconds]),
     )
 }

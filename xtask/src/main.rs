@@ -7,6 +7,7 @@
 mod bench;
 mod cmd;
 mod codegen;
+mod fuzz;
 mod setup;
 mod test;
 mod up;
@@ -33,8 +34,10 @@ enum Task {
     /// Run every check and test: formatting, lints, unit tests and privileged end-to-end
     /// tests against the kernel and a Docker engine.
     Test(test::Args),
-    /// Load the agent with process spawns and TCP connections and report its CPU and memory.
+    /// Run every benchmark program: agent cost, report size, aggregator under load.
     Bench(bench::Args),
+    /// Fuzz the report decoder and merge.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Task::Up(args) => setup::run().and_then(|()| up::run(&args)),
         Task::Test(args) => setup::run().and_then(|()| test::run(&args)),
         Task::Bench(args) => setup::run().and_then(|()| bench::run(&args)),
+        Task::Fuzz(args) => setup::run().and_then(|()| fuzz::run(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
