@@ -112,11 +112,12 @@ async fn topology(State(shared): AppState) -> Json<Value> {
     let summary: Vec<Value> = VIEWS
         .iter()
         .map(|name| {
-            let view = views.get(name);
+            // Views nobody looked at lately are not built: their counts are null.
+            let view = views.get(name).filter(|v| v.built);
             json!({
                 "view": name,
-                "nodes": view.map_or(0, |v| v.nodes.len()),
-                "edges": view.map_or(0, |v| v.edges().count()),
+                "nodes": view.map(|v| v.nodes.len()),
+                "edges": view.map(|v| v.edges().count()),
             })
         })
         .collect();
@@ -165,6 +166,12 @@ impl Filters {
 struct Edge<'a> {
     source: &'a str,
     target: &'a str,
+}
+
+/// Builds view `name` first if the last build skipped it (off the async workers).
+async fn ensure_built(shared: &Arc<Shared>, name: &str) {
+    let (shared, name) = (shared.clone(), name.to_owned());
+    let _ = tokio::task::spawn_blocking(move || shared.ensure_built(&name)).await;
 }
 
 fn find_view<'a>(views: &'a crate::topology::Views, name: &str) -> Result<&'a View, ApiError> {
@@ -224,6 +231,7 @@ async fn view(
     Path(name): Path<String>,
     Query(filters): Query<Filters>,
 ) -> Result<Response, ApiError> {
+    ensure_built(&shared, &name).await;
     let views = shared.views();
     let view = find_view(&views, &name)?;
     let body = if filters.is_empty() {
@@ -239,6 +247,7 @@ async fn node(
     State(shared): AppState,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    ensure_built(&shared, &name).await;
     let views = shared.views();
     let view = find_view(&views, &name)?;
     let node = view
@@ -270,6 +279,9 @@ async fn search(
         .q
         .filter(|q| !q.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing query parameter q"))?;
+    for name in crate::topology::views::PROCESS_VIEWS {
+        ensure_built(&shared, name).await;
+    }
     let views = shared.views();
     let mut matches = Vec::new();
     for (view_name, view) in &views.views {
@@ -291,10 +303,19 @@ async fn watch(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     find_view(&shared.views(), &name)?;
-    Ok(upgrade.on_upgrade(move |socket| send_diffs(socket, shared, name)))
+    shared.watching(&name, 1);
+    ensure_built(&shared, &name).await;
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        send_diffs(socket, shared.clone(), name.clone()).await;
+        shared.watching(&name, -1);
+    }))
 }
 
-/// Sends the whole view as additions, then a diff after every refresh that changed it.
+/// Diffs go to a client at most this often; changes in between are coalesced into one diff.
+const DIFF_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends the whole view as additions, then the changes since the last message, at most once
+/// per [`DIFF_INTERVAL`].
 async fn send_diffs(mut socket: WebSocket, shared: Arc<Shared>, name: String) {
     let mut updates = shared.subscribe_views();
     let mut current = View::default();
@@ -310,6 +331,7 @@ async fn send_diffs(mut socket: WebSocket, shared: Arc<Shared>, name: String) {
             if socket.send(Message::Text(text.into())).await.is_err() {
                 return;
             }
+            tokio::time::sleep(DIFF_INTERVAL).await;
         }
         if updates.changed().await.is_err() {
             return;

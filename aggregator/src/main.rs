@@ -171,12 +171,14 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
     tokio::spawn(ingest::serve(endpoint.clone(), shared.clone()));
     let refresher = shared.clone();
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(state::REFRESH_INTERVAL);
         loop {
-            ticker.tick().await;
             let shared = refresher.clone();
+            let started = tokio::time::Instant::now();
             // Building views is CPU work: keep it off the async workers.
             let _ = tokio::task::spawn_blocking(move || shared.refresh()).await;
+            // Rebuilding takes at most a third of the time, however large the topology.
+            let pause = state::REFRESH_INTERVAL.max(started.elapsed() * 2);
+            tokio::time::sleep_until(started + pause).await;
         }
     });
     axum::serve(listener, http::router(shared))

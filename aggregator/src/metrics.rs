@@ -21,6 +21,7 @@ pub struct Metrics {
     pub refused: Family<RefusalLabels, Counter>,
     pub agents_connected: Gauge,
     pub merge_seconds: Histogram,
+    pub view_build_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -34,6 +35,8 @@ impl Default for Metrics {
             0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1,
         ];
         let merge_seconds = Histogram::new(buckets);
+        let view_build_seconds =
+            Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]);
         registry.register("reports", "Reports applied", reports.clone());
         registry.register(
             "report_bytes",
@@ -55,6 +58,11 @@ impl Default for Metrics {
             "Time to decode and merge one report",
             merge_seconds.clone(),
         );
+        registry.register(
+            "view_build_seconds",
+            "Time to rebuild and encode the views after a change",
+            view_build_seconds.clone(),
+        );
         Self {
             registry,
             reports,
@@ -62,6 +70,7 @@ impl Default for Metrics {
             refused,
             agents_connected,
             merge_seconds,
+            view_build_seconds,
         }
     }
 }

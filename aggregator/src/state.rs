@@ -13,11 +13,12 @@ use tokio::sync::watch;
 use crate::{
     metrics::Metrics,
     pki::Pki,
-    topology::{Topology, Views},
+    topology::{Topology, Views, views::PROCESS_VIEWS},
 };
 
-/// How often views are rebuilt (and WebSocket diffs sent) at most: twice a second, so a change
-/// reaches WebSocket clients within a second.
+/// How often views are rebuilt at most: twice a second, and never more than a third of the
+/// time (large topologies are rebuilt less often). Rebuilding is most of the aggregator's CPU
+/// (measured with `aggregator-load`).
 pub const REFRESH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How long a view stays pre-encoded after it was last asked for.
@@ -41,9 +42,11 @@ pub struct Shared {
     pub limits: proto::Limits,
     /// Encoded unfiltered views, for the views they were encoded from.
     rendered: Mutex<(Arc<Views>, HashMap<String, axum::body::Bytes>)>,
-    /// When each view was last asked for unfiltered: those are encoded at every refresh, so
-    /// requests never wait for an encoding.
+    /// When each view was last asked for: those are built (the process views are skipped
+    /// otherwise) and encoded at every refresh, so requests never wait.
     wanted: Mutex<HashMap<String, std::time::Instant>>,
+    /// WebSocket clients per view.
+    watchers: Mutex<HashMap<String, usize>>,
 }
 
 impl Shared {
@@ -57,6 +60,7 @@ impl Shared {
             limits,
             rendered: Mutex::new((Arc::default(), HashMap::new())),
             wanted: Mutex::default(),
+            watchers: Mutex::default(),
         })
     }
 
@@ -110,29 +114,80 @@ impl Shared {
         Ok(bytes)
     }
 
+    /// Notes that `name` is being looked at.
+    pub fn want(&self, name: &str) {
+        lock(&self.wanted).insert(name.to_owned(), std::time::Instant::now());
+    }
+
+    /// A WebSocket client starts (`+1`) or stops (`-1`) watching `name`.
+    pub fn watching(&self, name: &str, delta: isize) {
+        let mut watchers = lock(&self.watchers);
+        let count = watchers.entry(name.to_owned()).or_default();
+        *count = count.saturating_add_signed(delta);
+    }
+
+    /// Views looked at recently or watched.
+    fn wanted_views(&self) -> Vec<String> {
+        let mut wanted = lock(&self.wanted);
+        wanted.retain(|_, at| at.elapsed() < WANTED_FOR);
+        let watched = lock(&self.watchers);
+        let mut names: Vec<String> = wanted.keys().cloned().collect();
+        names.extend(
+            watched
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(name, _)| name.clone()),
+        );
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Makes sure view `name` is built (the process views are skipped while nobody looks).
+    /// Blocking.
+    pub fn ensure_built(&self, name: &str) {
+        self.want(name);
+        if !self.views().get(name).is_some_and(|v| v.built) {
+            self.rebuild(true);
+        }
+    }
+
     /// Expires stale agents and rebuilds the views if anything changed. Blocking: the build
     /// runs without holding the topology, so agents keep reporting meanwhile.
     pub fn refresh(&self) {
-        let changed = {
+        self.rebuild(false);
+    }
+
+    fn rebuild(&self, force: bool) {
+        let wanted = self.wanted_views();
+        let process_views = wanted.iter().any(|w| PROCESS_VIEWS.contains(&w.as_str()));
+        let missing = process_views && !self.views().get(PROCESS_VIEWS[0]).is_some_and(|v| v.built);
+        let agents = {
             let mut topology = self.topology();
             topology.expire(now_ms());
-            topology.changed()
+            if force || missing {
+                Some(topology.all())
+            } else {
+                topology.changed()
+            }
         };
-        let Some(agents) = changed else { return };
-        let views = Arc::new(crate::topology::build(&agents));
-        let wanted: Vec<String> = {
-            let mut wanted = self
-                .wanted
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            wanted.retain(|_, at| at.elapsed() < WANTED_FOR);
-            wanted.keys().cloned().collect()
-        };
-        for name in wanted {
-            if let Some(view) = views.get(&name) {
-                let _ = self.rendered(&views, &name, || crate::http::render_view(&name, view));
+        let Some(agents) = agents else { return };
+        let started = std::time::Instant::now();
+        let views = Arc::new(crate::topology::build(&agents, process_views));
+        for name in &wanted {
+            if let Some(view) = views.get(name).filter(|v| v.built) {
+                let _ = self.rendered(&views, name, || crate::http::render_view(name, view));
             }
         }
         self.views.send_replace(views);
+        self.metrics
+            .view_build_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -126,6 +126,11 @@ fn the_websocket_sends_the_view_then_diffs_as_processes_come_and_go() {
     let (aggregator, _agent, work) = start("strata-ws-");
     let url = format!("ws://{}/api/topology/processes-by-name/ws", aggregator.http);
     let (mut socket, _) = tungstenite::connect(&url).expect("WebSocket upgrade");
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_mut() {
+        stream
+            .set_read_timeout(Some(PATIENCE))
+            .expect("read timeout");
+    }
     let first: Value = serde_json::from_str(
         socket
             .read()

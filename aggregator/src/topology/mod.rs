@@ -100,10 +100,16 @@ impl Topology {
         dirty.then(|| self.agents.values().cloned().collect())
     }
 
-    /// Rebuilds the views if anything changed; returns the current ones.
+    /// Every agent's state, whether or not anything changed.
+    pub fn all(&mut self) -> Vec<Arc<AgentState>> {
+        self.dirty = false;
+        self.agents.values().cloned().collect()
+    }
+
+    /// Rebuilds every view if anything changed; returns the current ones.
     pub fn refresh(&mut self) -> Arc<Views> {
         if let Some(agents) = self.changed() {
-            self.views = Arc::new(build(&agents));
+            self.views = Arc::new(build(&agents, true));
         }
         self.views.clone()
     }
@@ -117,9 +123,9 @@ impl Topology {
     }
 }
 
-/// Builds the views from agents' states.
-pub fn build(agents: &[Arc<AgentState>]) -> Views {
-    views::build(agents.iter().map(AsRef::as_ref))
+/// Builds the views from agents' states (the process views only with `process_views`).
+pub fn build(agents: &[Arc<AgentState>], process_views: bool) -> Views {
+    views::build(agents.iter().map(AsRef::as_ref), process_views)
 }
 
 #[cfg(test)]

@@ -67,10 +67,25 @@ impl Node {
 }
 
 /// One view: nodes by id.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct View {
     pub nodes: BTreeMap<String, Node>,
+    /// False for a view skipped by the last build (nobody was looking at it).
+    #[serde(skip)]
+    pub built: bool,
 }
+
+impl Default for View {
+    fn default() -> Self {
+        Self {
+            nodes: BTreeMap::new(),
+            built: true,
+        }
+    }
+}
+
+/// The views that hold a node per process; the largest by far, built only when wanted.
+pub const PROCESS_VIEWS: [&str; 2] = ["processes", "processes-by-name"];
 
 impl View {
     fn node(&mut self, id: &str, label: &str) -> &mut Node {
@@ -136,8 +151,12 @@ fn without_prefix(address: &str) -> Option<IpAddr> {
     address.split('/').next()?.parse().ok()
 }
 
-/// Builds every view from the agents' states.
-pub fn build<'a>(agents: impl IntoIterator<Item = &'a AgentState> + Clone) -> Views {
+/// Builds the views from the agents' states; the process views only with `process_views`
+/// (edges between processes still feed the other views).
+pub fn build<'a>(
+    agents: impl IntoIterator<Item = &'a AgentState> + Clone,
+    process_views: bool,
+) -> Views {
     let mut hosts = View::default();
     let mut containers = View::default();
     let mut images = View::default();
@@ -240,30 +259,38 @@ pub fn build<'a>(agents: impl IntoIterator<Item = &'a AgentState> + Clone) -> Vi
             let image = container
                 .as_ref()
                 .map(|c| agent.containers[c].image.clone());
-            let node = processes.node(&id, &process.comm);
-            node.hosts.insert(host_id.clone());
-            node.stale = !agent.connected;
-            node.metadata.extend([
-                ("pid".into(), process.pid.to_string()),
-                ("comm".into(), process.comm.clone()),
-                ("cmdline".into(), process.cmdline.join(" ")),
-                ("user".into(), process.user.clone().unwrap_or_default()),
-            ]);
-            if let Some(cpu) = process.cpu_percent {
-                node.metrics.insert("cpu_percent".into(), f64::from(cpu));
+            if process_views {
+                let node = processes.node(&id, &process.comm);
+                node.hosts.insert(host_id.clone());
+                node.stale = !agent.connected;
+                node.metadata.extend([
+                    ("pid".into(), process.pid.to_string()),
+                    ("comm".into(), process.comm.clone()),
+                    ("cmdline".into(), process.cmdline.join(" ")),
+                    ("user".into(), process.user.clone().unwrap_or_default()),
+                ]);
+                if let Some(cpu) = process.cpu_percent {
+                    node.metrics.insert("cpu_percent".into(), f64::from(cpu));
+                }
+                if let Some(rss) = process.rss_bytes {
+                    node.metrics.insert("rss_bytes".into(), rss as f64);
+                }
+                node.parents.insert(host_ref.clone());
+                if let Some(container_id) = &container {
+                    let label = agent.containers[container_id].name.clone();
+                    let container_ref = NodeRef {
+                        view: "containers",
+                        id: container_id.clone(),
+                        label,
+                    };
+                    node.parents.insert(container_ref);
+                }
+                let by_name = names.node(&process.comm, &process.comm);
+                by_name.hosts.insert(host_id.clone());
+                by_name.stale &= !agent.connected;
+                *by_name.metrics.entry("processes".into()).or_default() += 1.0;
             }
-            if let Some(rss) = process.rss_bytes {
-                node.metrics.insert("rss_bytes".into(), rss as f64);
-            }
-            node.parents.insert(host_ref.clone());
             if let Some(container_id) = &container {
-                let label = agent.containers[container_id].name.clone();
-                let container_ref = NodeRef {
-                    view: "containers",
-                    id: container_id.clone(),
-                    label,
-                };
-                node.parents.insert(container_ref);
                 let child = NodeRef {
                     view: "processes",
                     id: id.clone(),
@@ -271,10 +298,6 @@ pub fn build<'a>(agents: impl IntoIterator<Item = &'a AgentState> + Clone) -> Vi
                 };
                 containers.node(container_id, "").children.insert(child);
             }
-            let by_name = names.node(&process.comm, &process.comm);
-            by_name.hosts.insert(host_id.clone());
-            by_name.stale &= !agent.connected;
-            *by_name.metrics.entry("processes".into()).or_default() += 1.0;
             placements.insert(
                 (agent.agent_id.clone(), process.pid),
                 Placement {
@@ -360,6 +383,8 @@ pub fn build<'a>(agents: impl IntoIterator<Item = &'a AgentState> + Clone) -> Vi
         }
     }
 
+    processes.built = process_views;
+    names.built = process_views;
     let views = [
         ("hosts", hosts),
         ("containers", containers),

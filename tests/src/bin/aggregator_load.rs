@@ -92,11 +92,15 @@ fn percentile(latencies: &Latencies, q: f64) -> f64 {
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<u64> = rest
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0)
+    // After the command: state, ppid, ..., utime (12th), stime (13th); some fields (tpgid)
+    // are negative, so fields are taken by position.
+    let field = |i: usize| {
+        rest.split_whitespace()
+            .nth(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
 }
 
 fn rss_mib(pid: u32) -> f64 {
