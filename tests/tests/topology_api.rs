@@ -144,15 +144,19 @@ fn the_websocket_sends_the_view_then_diffs_as_processes_come_and_go() {
         "the whole view comes first"
     );
 
-    let mut sleeper = std::process::Command::new("sleep")
+    // A process with a name nothing else on the machine has.
+    let probe = work.join("strata-wsprobe");
+    std::fs::create_dir_all(&work).expect("work dir");
+    std::fs::copy("/bin/sleep", &probe).expect("copy sleep");
+    let mut sleeper = std::process::Command::new(&probe)
         .arg("44.4")
         .spawn()
-        .expect("start sleep");
+        .expect("start the probe");
     let deadline = Instant::now() + PATIENCE;
     loop {
         assert!(
             Instant::now() < deadline,
-            "no diff adding the sleep process"
+            "no diff adding the probe process"
         );
         let message = socket.read().expect("a diff");
         let diff: Value =
@@ -162,7 +166,7 @@ fn the_websocket_sends_the_view_then_diffs_as_processes_come_and_go() {
             .into_iter()
             .chain(diff["update"].as_array())
             .flatten();
-        if changed.clone().any(|n| n["id"] == "sleep") {
+        if changed.clone().any(|n| n["id"] == "strata-wsprobe") {
             break;
         }
     }
