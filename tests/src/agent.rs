@@ -13,11 +13,7 @@ use serde_json::Value;
 
 /// The agent binary: `STRATA_AGENT_BIN` (set by `cargo xtask test`), else the debug build.
 pub fn binary() -> PathBuf {
-    std::env::var_os("STRATA_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/strata-agent")
-        })
+    crate::binary("STRATA_AGENT_BIN", "strata-agent")
 }
 
 /// A running `strata-agent snapshot`.

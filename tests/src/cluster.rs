@@ -14,13 +14,7 @@ use std::{
 
 use serde_json::Value;
 
-fn binary(env: &str, name: &str) -> PathBuf {
-    std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/debug")
-            .join(name)
-    })
-}
+use crate::binary;
 
 /// Lines a child process wrote to stderr, echoed to the test's output.
 #[derive(Debug, Clone, Default)]

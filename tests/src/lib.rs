@@ -46,6 +46,18 @@ pub fn sh(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A binary of the workspace: the path in `env` (set by `cargo xtask test`), else the debug
+/// build.
+pub fn binary(env: &str, name: &str) -> std::path::PathBuf {
+    std::env::var_os(env)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/debug")
+                .join(name)
+        })
+}
+
 /// A name unique to this test process, for namespaces, containers and rules.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id() % 100_000)
