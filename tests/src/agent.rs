@@ -1,15 +1,14 @@
 //! Running `strata-agent snapshot` as a real process and reading what it printed.
 
 use std::{
-    io::{BufRead as _, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::mpsc,
-    thread,
     time::Duration,
 };
 
 use serde_json::Value;
+
+use crate::cluster::Logs;
 
 /// The agent binary: `STRATA_AGENT_BIN` (set by `cargo xtask test`), else the debug build.
 pub fn binary() -> PathBuf {
@@ -21,7 +20,7 @@ pub fn binary() -> PathBuf {
 pub struct AgentRun {
     child: Child,
     output: PathBuf,
-    logs: mpsc::Receiver<String>,
+    pub logs: Logs,
 }
 
 impl AgentRun {
@@ -48,35 +47,16 @@ impl AgentRun {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (sender, logs) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[agent] {line}");
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let run = Self {
+        let logs = Logs::default();
+        logs.follow(
+            "agent".into(),
+            child.stderr.take().expect("stderr is piped"),
+        );
+        logs.wait_for(&["observing this node"], Duration::from_secs(60));
+        Self {
             child,
             output,
             logs,
-        };
-        run.wait_for_log("observing this node", Duration::from_secs(60));
-        run
-    }
-
-    /// Waits for a log line containing `needle`; panics after `timeout`.
-    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.logs.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("the agent did not log {needle:?} within {timeout:?}"),
-            }
         }
     }
 

@@ -21,7 +21,8 @@ use crate::binary;
 pub struct Logs(Arc<Mutex<Vec<String>>>);
 
 impl Logs {
-    fn follow(&self, prefix: String, stderr: impl std::io::Read + Send + 'static) {
+    /// Reads `stderr` line by line in a thread, echoing each line with `prefix`.
+    pub fn follow(&self, prefix: String, stderr: impl std::io::Read + Send + 'static) {
         let lines = self.0.clone();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
