@@ -2,7 +2,7 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::Duration,
 };
 
@@ -38,19 +38,13 @@ impl AgentRun {
             "{} is missing: run `cargo xtask test`",
             binary.display()
         );
-        let mut child = Command::new(&binary)
-            .args(["snapshot", "--duration", &duration.to_string(), "--output"])
-            .arg(&output)
-            .args(args)
-            .env("STRATA_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
         let logs = Logs::default();
-        logs.follow(
-            "agent".into(),
-            child.stderr.take().expect("stderr is piped"),
+        let child = logs.spawn(
+            Command::new(&binary)
+                .args(["snapshot", "--duration", &duration.to_string(), "--output"])
+                .arg(&output)
+                .args(args),
+            "agent",
         );
         logs.wait_for(&["observing this node"], Duration::from_secs(60));
         Self {

@@ -35,6 +35,22 @@ impl Logs {
         });
     }
 
+    /// Starts `command` with stdout discarded and stderr followed under `prefix`.
+    pub fn spawn(&self, command: &mut Command, prefix: &str) -> Child {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut child = command
+            .env("STRATA_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {program}: {err}"));
+        self.follow(
+            prefix.to_owned(),
+            child.stderr.take().expect("stderr is piped"),
+        );
+        child
+    }
+
     /// Whether a line containing every one of `needles` was logged.
     pub fn contains(&self, needles: &[&str]) -> bool {
         let lines = self
@@ -59,18 +75,16 @@ impl Logs {
     }
 }
 
-/// A free port on `ip` (TCP for HTTP, UDP for QUIC).
-pub fn free_port(ip: &str, udp: bool) -> u16 {
+/// A free address on `ip` (TCP for HTTP, UDP for QUIC).
+pub fn free_addr(ip: &str, udp: bool) -> SocketAddr {
     if udp {
         std::net::UdpSocket::bind((ip, 0))
             .and_then(|s| s.local_addr())
             .expect("free UDP port")
-            .port()
     } else {
         std::net::TcpListener::bind((ip, 0))
             .and_then(|s| s.local_addr())
             .expect("free TCP port")
-            .port()
     }
 }
 
@@ -110,21 +124,14 @@ impl Aggregator {
         logs: &Logs,
     ) -> Child {
         let binary = binary("STRATA_AGGREGATOR_BIN", "strata-aggregator");
-        let mut child = Command::new(&binary)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--http", &http.to_string(), "--quic", &quic.to_string()])
-            .args(args)
-            .env("STRATA_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
-        logs.follow(
-            "aggregator".into(),
-            child.stderr.take().expect("stderr is piped"),
-        );
-        child
+        logs.spawn(
+            Command::new(&binary)
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--http", &http.to_string(), "--quic", &quic.to_string()])
+                .args(args),
+            "aggregator",
+        )
     }
 
     /// Kills it (SIGKILL: nothing is flushed) and starts it again on the same data directory.
@@ -226,7 +233,7 @@ impl Agent {
         if let Some(ns) = netns {
             command.args(["ip", "netns", "exec", ns]);
         }
-        let mut child = command
+        command
             .arg(&agent)
             .args([
                 "run",
@@ -237,15 +244,9 @@ impl Agent {
                 "--state-dir",
             ])
             .arg(state_dir)
-            .args(args)
-            .env("STRATA_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", agent.display()));
+            .args(args);
         let logs = Logs::default();
-        let name = hostname.or(netns).unwrap_or("agent").to_owned();
-        logs.follow(name, child.stderr.take().expect("stderr is piped"));
+        let child = logs.spawn(&mut command, hostname.or(netns).unwrap_or("agent"));
         Self { child, logs }
     }
 }

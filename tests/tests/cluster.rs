@@ -3,12 +3,12 @@
 //! restarted aggregator recovers everything from the agents' full reports, and misbehaving
 //! clients are refused with a logged reason while the real agents carry on.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use proto::{control::Control, model::Report, model::ReportKind};
 use serde_json::Value;
 use tests::{
-    cluster::{Agent, Aggregator, free_port},
+    cluster::{Agent, Aggregator, free_addr},
     netns::Lan,
     peer::Peer,
     privileged,
@@ -91,12 +91,8 @@ fn three_agents_build_one_topology_survive_an_aggregator_restart_and_outlast_bad
     let lan = Lan::create(&unique("sl"), "10.202.0", 3);
     let work = std::env::temp_dir().join(unique("strata-cluster-"));
     let _ = std::fs::remove_dir_all(&work);
-    let http: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1", false))
-        .parse()
-        .expect("addr");
-    let quic: SocketAddr = format!("{}:{}", lan.address(0), free_port(&lan.address(0), true))
-        .parse()
-        .expect("addr");
+    let http = free_addr("127.0.0.1", false);
+    let quic = free_addr(&lan.address(0), true);
     let mut aggregator = Aggregator::start(
         &work.join("aggregator"),
         http,

@@ -4,13 +4,13 @@
 
 use std::{
     io::{Read as _, Write as _},
-    net::{SocketAddr, TcpStream},
+    net::TcpStream,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 use tests::{
-    cluster::{Agent, Aggregator, free_port},
+    cluster::{Agent, Aggregator, free_addr},
     docker::{self, Container},
     privileged, unique,
 };
@@ -20,12 +20,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 fn start(name: &str) -> (Aggregator, Agent, std::path::PathBuf) {
     let work = std::env::temp_dir().join(unique(name));
     let _ = std::fs::remove_dir_all(&work);
-    let http: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1", false))
-        .parse()
-        .expect("addr");
-    let quic: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1", true))
-        .parse()
-        .expect("addr");
+    let http = free_addr("127.0.0.1", false);
+    let quic = free_addr("127.0.0.1", true);
     let aggregator = Aggregator::start(&work.join("aggregator"), http, quic, &[]);
     let token = aggregator.token();
     let agent = Agent::start(

@@ -32,7 +32,7 @@ use proto::{
 use quinn::Endpoint;
 use rand::{SeedableRng as _, rngs::StdRng};
 use tests::{
-    cluster::free_port,
+    cluster::free_addr,
     synthetic::{self, Shape},
 };
 
@@ -120,12 +120,8 @@ struct Started {
 }
 
 fn start_aggregator(binary: &PathBuf, data: &PathBuf) -> Started {
-    let http: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1", false))
-        .parse()
-        .expect("addr");
-    let quic: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1", true))
-        .parse()
-        .expect("addr");
+    let http = free_addr("127.0.0.1", false);
+    let quic = free_addr("127.0.0.1", true);
     let _ = std::fs::remove_dir_all(data);
     let child = Command::new(binary)
         .arg("--data-dir")
