@@ -100,20 +100,39 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// Starts it and waits until it listens.
-    pub fn start(data_dir: &Path, http: SocketAddr, quic: SocketAddr, args: &[&str]) -> Self {
+    /// Starts it with HTTP on a free loopback port and QUIC on a free port of `quic_ip`, and
+    /// waits until it listens. A port taken between choosing and binding (other tests pick
+    /// ports too) means another try with new ports.
+    pub fn start(data_dir: &Path, quic_ip: &str, args: &[&str]) -> Self {
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        let logs = Logs::default();
-        let child = Self::spawn(data_dir, http, quic, &args, &logs);
-        logs.wait_for(&["aggregator listening"], Duration::from_secs(30));
-        Self {
-            child,
-            data_dir: data_dir.to_owned(),
-            http,
-            quic,
-            logs,
-            args,
+        for _ in 0..5 {
+            let (http, quic) = (free_addr("127.0.0.1", false), free_addr(quic_ip, true));
+            let logs = Logs::default();
+            let mut child = Self::spawn(data_dir, http, quic, &args, &logs);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if logs.contains(&["aggregator listening"]) {
+                    return Self {
+                        child,
+                        data_dir: data_dir.to_owned(),
+                        http,
+                        quic,
+                        logs,
+                        args,
+                    };
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break; // exited (a port was taken): try new ports
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the aggregator did not listen within 30 s");
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
         }
+        panic!("the aggregator exited at start five times (see its log above)");
     }
 
     fn spawn(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use proto::{control::Control, model::Report, model::ReportKind};
 use serde_json::Value;
 use tests::{
-    cluster::{Agent, Aggregator, free_addr},
+    cluster::{Agent, Aggregator},
     netns::Lan,
     peer::Peer,
     privileged,
@@ -91,14 +91,12 @@ fn three_agents_build_one_topology_survive_an_aggregator_restart_and_outlast_bad
     let lan = Lan::create(&unique("sl"), "10.202.0", 3);
     let work = std::env::temp_dir().join(unique("strata-cluster-"));
     let _ = std::fs::remove_dir_all(&work);
-    let http = free_addr("127.0.0.1", false);
-    let quic = free_addr(&lan.address(0), true);
     let mut aggregator = Aggregator::start(
         &work.join("aggregator"),
-        http,
-        quic,
+        &lan.address(0),
         &["--max-report-bytes", &MAX_REPORT.to_string()],
     );
+    let (http, quic) = (aggregator.http, aggregator.quic);
     let token = aggregator.token();
     let _agents: Vec<Agent> = (1..=3)
         .map(|i| {

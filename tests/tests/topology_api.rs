@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::Value;
 use tests::{
-    cluster::{Agent, Aggregator, free_addr},
+    cluster::{Agent, Aggregator},
     docker::{self, Container},
     privileged, unique,
 };
@@ -20,14 +20,12 @@ const PATIENCE: Duration = Duration::from_secs(30);
 fn start(name: &str) -> (Aggregator, Agent, std::path::PathBuf) {
     let work = std::env::temp_dir().join(unique(name));
     let _ = std::fs::remove_dir_all(&work);
-    let http = free_addr("127.0.0.1", false);
-    let quic = free_addr("127.0.0.1", true);
-    let aggregator = Aggregator::start(&work.join("aggregator"), http, quic, &[]);
+    let aggregator = Aggregator::start(&work.join("aggregator"), "127.0.0.1", &[]);
     let token = aggregator.token();
     let agent = Agent::start(
         None,
         None,
-        quic,
+        aggregator.quic,
         &token,
         &work.join("agent"),
         &["--scan-interval", "1"],
