@@ -1,5 +1,5 @@
 //! Control messages: the agent's hello, the aggregator's acknowledgements and requests, and
-//! enrollment (a join token exchanged for a client certificate).
+//! enrollment (a join token exchanged for a client certificate), and executor traffic.
 
 use flatbuffers::FlatBufferBuilder;
 
@@ -27,6 +27,9 @@ pub enum Control {
     },
     /// The sender refuses the peer and is about to close.
     Refused { reason: String },
+    /// Executor traffic: the JSON of an [`AgentMessage`](crate::exec::AgentMessage) or a
+    /// [`MasterMessage`](crate::exec::MasterMessage), by direction.
+    Executor { json: String },
 }
 
 impl Control {
@@ -89,6 +92,15 @@ impl Control {
                     fb::Refused::create(&mut fbb, &args).as_union_value(),
                 )
             }
+            Self::Executor { json } => {
+                let args = fb::ExecutorArgs {
+                    json: Some(fbb.create_string(json)),
+                };
+                (
+                    fb::ControlBody::Executor,
+                    fb::Executor::create(&mut fbb, &args).as_union_value(),
+                )
+            }
         };
         let root = fb::Control::create(
             &mut fbb,
@@ -137,6 +149,12 @@ impl Control {
                 reason: text(
                     control.body_as_refused().ok_or(missing)?.reason(),
                     "refused.reason",
+                )?,
+            },
+            fb::ControlBody::Executor => Self::Executor {
+                json: text(
+                    control.body_as_executor().ok_or(missing)?.json(),
+                    "executor.json",
                 )?,
             },
             other => {

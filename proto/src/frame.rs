@@ -4,8 +4,8 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-/// Largest control frame accepted (control messages are small; certificates fit).
-pub const MAX_CONTROL_FRAME: usize = 64 * 1024;
+/// Largest control frame accepted (certificates and task descriptions fit).
+pub const MAX_CONTROL_FRAME: usize = 1024 * 1024;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]

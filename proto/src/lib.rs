@@ -9,6 +9,7 @@ pub mod compress;
 pub mod control;
 pub mod decode;
 pub mod encode;
+pub mod exec;
 pub mod frame;
 pub mod model;
 pub mod token;

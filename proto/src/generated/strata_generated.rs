@@ -185,10 +185,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for Direction {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_CONTROL_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_CONTROL_BODY: u8 = 6;
+pub const ENUM_MAX_CONTROL_BODY: u8 = 7;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_CONTROL_BODY: [ControlBody; 7] = [
+pub const ENUM_VALUES_CONTROL_BODY: [ControlBody; 8] = [
   ControlBody::NONE,
   ControlBody::Hello,
   ControlBody::Ack,
@@ -196,6 +196,7 @@ pub const ENUM_VALUES_CONTROL_BODY: [ControlBody; 7] = [
   ControlBody::Enroll,
   ControlBody::Enrolled,
   ControlBody::Refused,
+  ControlBody::Executor,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -210,9 +211,10 @@ impl ControlBody {
   pub const Enroll: Self = Self(4);
   pub const Enrolled: Self = Self(5);
   pub const Refused: Self = Self(6);
+  pub const Executor: Self = Self(7);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 6;
+  pub const ENUM_MAX: u8 = 7;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Hello,
@@ -221,6 +223,7 @@ impl ControlBody {
     Self::Enroll,
     Self::Enrolled,
     Self::Refused,
+    Self::Executor,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -232,6 +235,7 @@ impl ControlBody {
       Self::Enroll => Some("Enroll"),
       Self::Enrolled => Some("Enrolled"),
       Self::Refused => Some("Refused"),
+      Self::Executor => Some("Executor"),
       _ => None,
     }
   }
@@ -2902,6 +2906,102 @@ impl ::core::fmt::Debug for Refused<'_> {
       ds.finish()
   }
 }
+pub enum ExecutorOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Executor<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Executor<'a> {
+  type Inner = Executor<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Executor<'a> {
+  pub const VT_JSON: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Executor { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ExecutorArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Executor<'bldr>> {
+    let mut builder = ExecutorBuilder::new(_fbb);
+    if let Some(x) = args.json { builder.add_json(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn json(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Executor::VT_JSON, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Executor<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("json", Self::VT_JSON, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ExecutorArgs<'a> {
+    pub json: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for ExecutorArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ExecutorArgs {
+      json: None,
+    }
+  }
+}
+
+pub struct ExecutorBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ExecutorBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_json(&mut self, json: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Executor::VT_JSON, json);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ExecutorBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ExecutorBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Executor<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Executor<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Executor");
+      ds.field("json", &self.json());
+      ds.finish()
+  }
+}
 pub enum ControlOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -3041,6 +3141,21 @@ impl<'a> Control<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_executor(&self) -> Option<Executor<'a>> {
+    if self.body_type() == ControlBody::Executor {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Executor::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Control<'_> {
@@ -3057,6 +3172,7 @@ impl ::flatbuffers::Verifiable for Control<'_> {
           ControlBody::Enroll => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Enroll>>("ControlBody::Enroll", pos),
           ControlBody::Enrolled => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Enrolled>>("ControlBody::Enrolled", pos),
           ControlBody::Refused => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Refused>>("ControlBody::Refused", pos),
+          ControlBody::Executor => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Executor>>("ControlBody::Executor", pos),
           _ => Ok(()),
         }
      })?
@@ -3148,6 +3264,13 @@ impl ::core::fmt::Debug for Control<'_> {
         },
         ControlBody::Refused => {
           if let Some(x) = self.body_as_refused() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ControlBody::Executor => {
+          if let Some(x) = self.body_as_executor() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
