@@ -6,6 +6,8 @@
 //! - [`core`]: the pure state, fed by events, testable without root.
 //! - [`collect`]: the sources (eBPF, procfs, conntrack, Docker, rtnetlink) and the async
 //!   collector that drives them.
+//! - [`exec`]: the agent as a Mesos-style executor (command and Docker tasks, status
+//!   updates, checkpoints and recovery).
 //! - [`report`]: the node's state as reports, full and delta.
 //! - [`transport`]: the QUIC link to the aggregator (join, identity, reporting).
 //! - [`governor`], [`run`]: `strata-agent run` under its CPU budget.
@@ -14,6 +16,7 @@
 pub mod cli;
 pub mod collect;
 pub mod core;
+pub mod exec;
 pub mod governor;
 pub mod model;
 pub mod report;

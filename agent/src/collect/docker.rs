@@ -82,6 +82,11 @@ impl DockerClient {
         Ok(Some(Self { docker }))
     }
 
+    /// The engine client itself, for the executor's container tasks.
+    pub fn engine(&self) -> &Docker {
+        &self.docker
+    }
+
     /// The negotiated API version string, for logs.
     pub fn api_version(&self) -> String {
         self.docker.client_version().to_string()
