@@ -4,7 +4,20 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::collect::Config;
+use proto::exec::{AttributeValue, ResourceSpec};
+
+use crate::{collect::Config, exec::resources};
+
+/// Agent attributes by name.
+pub type Attributes = std::collections::BTreeMap<String, AttributeValue>;
+
+fn parse_resources(text: &str) -> Result<ResourceSpec, resources::ParseError> {
+    resources::parse_resources(text)
+}
+
+fn parse_attributes(text: &str) -> Result<Attributes, resources::ParseError> {
+    resources::parse_attributes(text)
+}
 
 /// strata's node agent: sees the processes, TCP connections (NAT resolved), containers and
 /// resources of this host, with eBPF when it can and procfs when it cannot.
@@ -30,7 +43,7 @@ pub enum Command {
     /// connections with bytes and NAT-resolved destinations, host facts, dropped events).
     Snapshot(SnapshotArgs),
     /// Observe continuously and report to an aggregator (joining it first with a token).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +70,16 @@ pub struct RunArgs {
     /// What to report: the whole host, or only the agent's own network namespace.
     #[arg(long, value_enum, default_value_t = crate::run::Scope::Host)]
     pub scope: crate::run::Scope,
+    /// Resources offered, Mesos syntax (`cpus:4;mem:2048;disk:10000;ports:[31000-32000]`);
+    /// each one named replaces the detected amount.
+    #[arg(long, value_parser = parse_resources)]
+    pub resources: Option<ResourceSpec>,
+    /// Attributes of this agent (`rack:a;zone:eu;level:3`); numbers are numbers.
+    #[arg(long, value_parser = parse_attributes)]
+    pub attributes: Option<Attributes>,
+    /// Where task sandboxes go (default: `<state-dir>/work`).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
     #[command(flatten)]
     pub collect: CollectArgs,
 }
@@ -102,6 +125,18 @@ pub struct CollectArgs {
     pub scan_interval: f64,
 }
 
+impl RunArgs {
+    /// The executor's configuration: detected resources with the overrides.
+    pub fn exec_config(&self) -> crate::exec::ExecConfig {
+        crate::exec::ExecConfig::detect(
+            &self.state_dir,
+            self.work_dir.clone(),
+            &self.resources.clone().unwrap_or_default(),
+            self.attributes.clone().unwrap_or_default(),
+        )
+    }
+}
+
 impl CollectArgs {
     pub fn config(&self) -> Config {
         Config {
@@ -111,5 +146,47 @@ impl CollectArgs {
             scan_interval: Duration::from_secs_f64(self.scan_interval.max(0.1)),
             ..Config::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn run_takes_resources_and_attributes() {
+        let cli = Cli::try_parse_from([
+            "strata-agent",
+            "run",
+            "--aggregator",
+            "a:1",
+            "--resources",
+            "cpus:4;ports:[31000-32000,33000-33100]",
+            "--attributes",
+            "rack:a;level:3",
+        ])
+        .expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("run expected");
+        };
+        let resources = args.resources.expect("resources");
+        assert_eq!(resources.scalar("cpus"), 4.0);
+        assert_eq!(resources.ranges["ports"].len(), 2);
+        assert_eq!(
+            args.attributes.expect("attributes")["level"],
+            AttributeValue::Number(3.0)
+        );
+        let bad = Cli::try_parse_from([
+            "strata-agent",
+            "run",
+            "--aggregator",
+            "a:1",
+            "--resources",
+            "cpus:x",
+        ])
+        .expect_err("bad resources");
+        assert!(bad.to_string().contains("bad piece `cpus:x`"), "{bad}");
     }
 }

@@ -42,14 +42,18 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Snapshot(args) => snapshot(args).await,
             Command::Run(args) => {
+                let args = *args;
+                let exec = args.exec_config();
                 let link = agent::transport::client::LinkConfig {
                     aggregator: args.aggregator,
                     token: args.token,
                     state_dir: args.state_dir,
                     interval: Duration::from_secs_f64(args.report_interval.max(0.05)),
                     full_every: args.full_every,
+                    executor: None,
                 };
-                agent::run::run(args.collect.config(), link, args.cpu_budget, args.scope).await;
+                let (collect, budget) = (args.collect.config(), args.cpu_budget);
+                agent::run::run(collect, link, budget, args.scope, exec).await;
                 Ok(())
             }
         }

@@ -1,5 +1,5 @@
 //! `strata-agent run`: collect continuously and report to the aggregator, under the CPU
-//! budget.
+//! budget, and run the tasks the master launches here.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,6 +8,7 @@ use tracing::warn;
 
 use crate::{
     collect::{Collector, Config},
+    exec::{ExecConfig, Executor},
     governor::Governor,
     report::build,
     transport::client::{self, LinkConfig},
@@ -41,8 +42,16 @@ fn own_netns() -> Option<u64> {
     std::fs::metadata("/proc/self/ns/net").ok().map(|m| m.ino())
 }
 
-/// Runs until the process is stopped.
-pub async fn run(collect: Config, link: LinkConfig, cpu_budget_percent: f64, scope: Scope) {
+/// Runs until the process is stopped: the collector, the executor (which recovers the tasks
+/// of an earlier run first) and the link to the aggregator.
+pub async fn run(
+    collect: Config,
+    mut link: LinkConfig,
+    cpu_budget_percent: f64,
+    scope: Scope,
+    exec: ExecConfig,
+) {
+    link.executor = Some(Executor::start(exec));
     let netns = match scope {
         Scope::Host => None,
         Scope::Netns => own_netns(),

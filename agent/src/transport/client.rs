@@ -3,6 +3,11 @@
 //! stream and sends one report per interval, each on its own stream: full after every
 //! (re)connect and when the aggregator asks, otherwise deltas.
 //!
+//! With an executor, every session registers it after hello (`Register` with resources,
+//! attributes and tasks), passes the master's executor messages to it and sends its status
+//! updates on the control stream; updates made while disconnected stay with the executor and
+//! are sent after the next registration.
+//!
 //! The collector never waits for this task: it publishes the node's latest state on a watch
 //! channel, and while the aggregator is away only that latest state is kept (the next full
 //! report carries it), so the buffer is bounded by the agent's own tables.
@@ -19,19 +24,20 @@ use std::{
 
 use proto::{
     control::Control,
+    exec::{AgentMessage, MasterMessage},
     frame::{MAX_CONTROL_FRAME, read_frame, write_frame},
     model::Report,
     token::JoinToken,
 };
 use quinn::Endpoint;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::{
     identity::{self, Identity},
     tls,
 };
-use crate::report::delta::Differ;
+use crate::{exec::Executor, report::delta::Differ};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -45,6 +51,8 @@ pub struct LinkConfig {
     pub state_dir: PathBuf,
     pub interval: Duration,
     pub full_every: u64,
+    /// The executor to register and serve on every session, if the agent runs tasks.
+    pub executor: Option<Executor>,
 }
 
 /// Why a session ended.
@@ -220,13 +228,31 @@ async fn session(
     info!(aggregator = %config.aggregator, agent_id = %identity.agent_id, "connected to the aggregator");
     backoff.reset();
     differ.force_full();
+    let mut outgoing = None;
+    if let Some(session) = match &config.executor {
+        Some(executor) => executor.session().await,
+        None => None,
+    } {
+        send_executor(&mut control, &session.register).await?;
+        outgoing = Some(session.outgoing);
+    }
     let full_requested = Arc::new(AtomicBool::new(false));
     let requested = full_requested.clone();
+    let executor = config.executor.clone();
     let reader = tokio::spawn(async move {
         while let Ok(Some(frame)) = read_frame(&mut answers, MAX_CONTROL_FRAME).await {
             match Control::decode(&frame, &proto::Limits::default()) {
                 Ok(Control::RequestFull) => requested.store(true, Ordering::Relaxed),
                 Ok(Control::Ack { sequence }) => debug!(sequence, "report acknowledged"),
+                Ok(Control::Executor { json }) => {
+                    match (&executor, MasterMessage::from_json(&json)) {
+                        (Some(executor), Ok(message)) => executor.deliver(message).await,
+                        (None, _) => debug!("executor message ignored: this agent runs no tasks"),
+                        (_, Err(err)) => {
+                            warn!(error = %crate::error_chain(&err), "undecodable executor message")
+                        }
+                    }
+                }
                 Ok(other) => debug!(?other, "control message ignored"),
                 Err(err) => warn!(error = %err, "undecodable control message"),
             }
@@ -236,6 +262,15 @@ async fn session(
     let result = loop {
         tokio::select! {
             reason = connection.closed() => break Err(LinkError::Connection(reason)),
+            message = next_message(&mut outgoing) => {
+                match message {
+                    Some(message) => if let Err(err) = send_executor(&mut control, &message).await {
+                        break Err(err);
+                    },
+                    None => outgoing = None,
+                }
+                continue;
+            }
             _ = ticker.tick() => {}
         }
         let Some(content) = states.borrow_and_update().clone() else {
@@ -261,6 +296,25 @@ async fn session(
     };
     reader.abort();
     result
+}
+
+/// The executor's next outgoing message; never, without an executor.
+async fn next_message(outgoing: &mut Option<mpsc::Receiver<AgentMessage>>) -> Option<AgentMessage> {
+    match outgoing {
+        Some(outgoing) => outgoing.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send_executor(
+    control: &mut quinn::SendStream,
+    message: &AgentMessage,
+) -> Result<(), LinkError> {
+    let frame = Control::Executor {
+        json: message.to_json(),
+    };
+    write_frame(control, &frame.encode()).await?;
+    Ok(())
 }
 
 #[cfg(test)]
