@@ -266,3 +266,24 @@ async fn invalid_tasks_are_refused_without_running() {
     assert!(quiet.await.is_err(), "nothing to resend once acknowledged");
     harness.finish().await;
 }
+
+#[tokio::test]
+async fn a_task_over_its_memory_limit_fails_with_the_memory_reason() {
+    if !is_root("a_task_over_its_memory_limit_fails_with_the_memory_reason") {
+        return;
+    }
+    let dir = test_dir("oom");
+    let mut harness = Harness::start(&dir).await;
+    // The shell keeps the output of `$(...)` in memory: 200 MB against a 64 MB limit.
+    let hog = "x=$(head -c 200000000 /dev/zero | tr '\\0' a); exit 0";
+    harness.launch(shell_task("hog", hog)).await;
+    let updates = harness
+        .expect("hog", &[TaskStarting, TaskRunning, TaskFailed])
+        .await;
+    assert_eq!(
+        updates[2].reason.as_deref(),
+        Some("REASON_CONTAINER_LIMITATION_MEMORY"),
+        "{updates:?}"
+    );
+    harness.finish().await;
+}
