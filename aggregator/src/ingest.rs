@@ -9,6 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use proto::{
     control::Control,
+    exec::{AgentMessage, MasterMessage},
     frame::{MAX_CONTROL_FRAME, read_frame, write_frame},
 };
 use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
@@ -17,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     error_chain,
+    master::core::Registration,
     state::{Shared, now_ms},
     tokens,
     topology::ApplyError,
@@ -116,7 +118,12 @@ async fn handle(connection: Connection, shared: &Shared) {
             info!(%agent_id, %remote, "agent connected");
             let generation = shared.topology().connected(&agent_id);
             shared.metrics.agents_connected.inc();
-            let reason = reports(&connection, shared, &agent_id).await;
+            let reason = reports(&connection, shared, &agent_id, generation).await;
+            shared
+                .master
+                .lock()
+                .agent_disconnected(&agent_id, generation, now_ms());
+            shared.master.wake();
             shared.metrics.agents_connected.dec();
             shared
                 .topology()
@@ -222,7 +229,12 @@ async fn enroll(connection: Connection, shared: &Shared) {
 }
 
 /// Runs an agent's report connection; returns why it ended.
-async fn reports(connection: &Connection, shared: &Shared, agent_id: &str) -> String {
+async fn reports(
+    connection: &Connection,
+    shared: &Shared,
+    agent_id: &str,
+    generation: u64,
+) -> String {
     let (mut control_send, mut control_recv) = match connection.accept_bi().await {
         Ok(streams) => streams,
         Err(err) => return err.to_string(),
@@ -255,8 +267,15 @@ async fn reports(connection: &Connection, shared: &Shared, agent_id: &str) -> St
         },
         _ => return "control stream closed before hello".into(),
     }
+    let (link, mut to_agent) = tokio::sync::mpsc::unbounded_channel::<MasterMessage>();
     loop {
         tokio::select! {
+            Some(message) = to_agent.recv() => {
+                let frame = Control::Executor { json: message.to_json() }.encode();
+                if let Err(err) = write_frame(&mut control_send, &frame).await {
+                    return err.to_string();
+                }
+            }
             stream = connection.accept_uni() => match stream {
                 Ok(stream) => {
                     if let Err(reason) = report(connection, shared, agent_id, stream, &mut control_send).await {
@@ -266,10 +285,66 @@ async fn reports(connection: &Connection, shared: &Shared, agent_id: &str) -> St
                 Err(err) => return err.to_string(),
             },
             frame = read_frame(&mut control_recv, MAX_CONTROL_FRAME) => match frame {
-                Ok(Some(_)) => {} // agents send nothing after hello yet
+                Ok(Some(frame)) => executor_frame(shared, agent_id, generation, &frame, &link),
                 Ok(None) => return "control stream closed".into(),
                 Err(err) => return err.to_string(),
             },
+        }
+    }
+}
+
+/// Executor traffic from an agent: registration and status updates go to the master.
+/// Anything else is logged and ignored; the connection stays up.
+fn executor_frame(
+    shared: &Shared,
+    agent_id: &str,
+    generation: u64,
+    frame: &[u8],
+    link: &tokio::sync::mpsc::UnboundedSender<MasterMessage>,
+) {
+    let message = match Control::decode(frame, &shared.limits) {
+        Ok(Control::Executor { json }) => AgentMessage::from_json(&json),
+        Ok(other) => {
+            debug!(agent_id, ?other, "unexpected control message ignored");
+            return;
+        }
+        Err(err) => {
+            shared.metrics.refuse("malformed");
+            warn!(agent_id, error = %error_chain(&err), "undecodable control frame ignored");
+            return;
+        }
+    };
+    let now = now_ms();
+    match message {
+        Ok(AgentMessage::Register {
+            hostname,
+            resources,
+            attributes,
+            tasks,
+        }) => {
+            let registration = Registration {
+                agent_id: agent_id.to_owned(),
+                hostname,
+                resources,
+                attributes,
+                tasks,
+            };
+            shared
+                .master
+                .lock()
+                .agent_registered(registration, link.clone(), generation, now);
+            shared.master.wake();
+        }
+        Ok(AgentMessage::Status(update)) => {
+            let terminal = update.state.is_terminal();
+            shared.master.lock().agent_status(agent_id, update);
+            if terminal {
+                shared.master.wake();
+            }
+        }
+        Err(err) => {
+            shared.metrics.refuse("malformed");
+            warn!(agent_id, error = %error_chain(&err), "malformed executor message ignored");
         }
     }
 }

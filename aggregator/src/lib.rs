@@ -1,15 +1,17 @@
 //! strata's aggregator: receives the agents' reports over QUIC, merges them into the live
-//! topology served over REST and WebSocket; later also the master (allocator, Mesos v1 APIs),
-//! the app service and the ZooKeeper integration.
+//! topology served over REST and WebSocket, and hosts the master (DRF allocator, Mesos v1
+//! scheduler and operator APIs, durable state).
 //!
 //! - [`topology`]: the pure merge of reports into views.
 //! - [`ingest`]: the QUIC endpoint (enrollment and reports, mutual TLS).
 //! - [`pki`], [`tokens`]: the certificate authority and join tokens in the data directory.
+//! - [`master`]: the Mesos-style master and its HTTP APIs.
 //! - [`http`]: the REST and WebSocket API.
 //! - [`state`], [`metrics`]: what the tasks share.
 
 pub mod http;
 pub mod ingest;
+pub mod master;
 pub mod metrics;
 pub mod pki;
 pub mod state;

@@ -4,6 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use aggregator::{
     http, ingest,
+    master::{self, Master, MasterConfig},
     pki::Pki,
     state::{self, Shared},
     tokens,
@@ -18,7 +19,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "strata-aggregator", version)]
 struct Cli {
-    /// Where the CA, issued certificates and join tokens are kept.
+    /// Where the CA, issued certificates, join tokens and the master's state are kept.
     #[arg(long, default_value = "./strata-data", global = true)]
     data_dir: PathBuf,
     #[command(subcommand)]
@@ -61,6 +62,12 @@ struct ServeArgs {
     /// Largest report accepted, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     max_report_bytes: usize,
+    /// Seconds a disconnected agent has to come back before its tasks are lost.
+    #[arg(long, default_value_t = 75)]
+    agent_timeout_secs: u64,
+    /// Seconds before an unanswered offer is rescinded (0: never).
+    #[arg(long, default_value_t = 60)]
+    offer_timeout_secs: u64,
 }
 
 /// mimalloc: the views are rebuilt from many small allocations twice a second while reports
@@ -162,7 +169,18 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
         max_bytes: args.max_report_bytes,
         ..proto::Limits::default()
     };
-    let shared = Shared::new(pki, data_dir.to_owned(), limits);
+    let master_config = MasterConfig {
+        agent_timeout_ms: args.agent_timeout_secs * 1000,
+        offer_timeout_ms: (args.offer_timeout_secs > 0).then_some(args.offer_timeout_secs * 1000),
+        ..MasterConfig::default()
+    };
+    let master = Master::open(data_dir, master_config, args.http)
+        .context("opening the master's state store")?;
+    let shared = Shared::new(pki, data_dir.to_owned(), limits, master.clone());
+    tokio::spawn(master.clone().run(
+        shared.metrics.master_offers.clone(),
+        shared.metrics.allocation_seconds.clone(),
+    ));
     let endpoint = ingest::endpoint(&shared, args.quic).context("starting QUIC ingest")?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
@@ -181,11 +199,13 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
             tokio::time::sleep_until(started + pause).await;
         }
     });
-    axum::serve(listener, http::router(shared))
+    let app = http::router(shared).merge(master::operator_api::router(master.clone()));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
     endpoint.close(0u32.into(), b"aggregator shutting down");
     endpoint.wait_idle().await;
+    master.flush();
     Ok(())
 }

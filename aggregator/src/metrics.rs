@@ -22,6 +22,8 @@ pub struct Metrics {
     pub agents_connected: Gauge,
     pub merge_seconds: Histogram,
     pub view_build_seconds: Histogram,
+    pub master_offers: Counter,
+    pub allocation_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -63,8 +65,22 @@ impl Default for Metrics {
             "Time to rebuild and encode the views after a change",
             view_build_seconds.clone(),
         );
+        let master_offers = Counter::default();
+        let allocation_seconds = Histogram::new(buckets);
+        registry.register(
+            "master_offers",
+            "Offers the master made",
+            master_offers.clone(),
+        );
+        registry.register(
+            "allocation_seconds",
+            "Time of one allocation cycle and the master's periodic checks",
+            allocation_seconds.clone(),
+        );
         Self {
             registry,
+            master_offers,
+            allocation_seconds,
             reports,
             report_bytes,
             refused,

@@ -40,6 +40,7 @@ pub struct Shared {
     pub pki: Pki,
     pub data_dir: PathBuf,
     pub limits: proto::Limits,
+    pub master: Arc<crate::master::Master>,
     /// Encoded unfiltered views, for the views they were encoded from.
     rendered: Mutex<(Arc<Views>, HashMap<String, axum::body::Bytes>)>,
     /// When each view was last asked for: those are built (the process views are skipped
@@ -50,7 +51,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(pki: Pki, data_dir: PathBuf, limits: proto::Limits) -> Arc<Self> {
+    pub fn new(
+        pki: Pki,
+        data_dir: PathBuf,
+        limits: proto::Limits,
+        master: Arc<crate::master::Master>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             topology: Mutex::new(Topology::default()),
             views: watch::Sender::new(Arc::default()),
@@ -58,6 +64,7 @@ impl Shared {
             pki,
             data_dir,
             limits,
+            master,
             rendered: Mutex::new((Arc::default(), HashMap::new())),
             wanted: Mutex::default(),
             watchers: Mutex::default(),

@@ -214,6 +214,29 @@ impl Aggregator {
     }
 }
 
+impl Aggregator {
+    /// Polls the operator API's GET_TASKS until `accept` holds.
+    pub fn wait_for_tasks(&self, timeout: Duration, accept: impl Fn(&Value) -> bool) -> Value {
+        let url = format!("http://{}/api/v1/operator", self.http);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answer: Value = ureq::post(&url)
+                .send_json(serde_json::json!({ "type": "GET_TASKS" }))
+                .ok()
+                .and_then(|mut r| r.body_mut().read_json().ok())
+                .unwrap_or(Value::Null);
+            if accept(&answer) {
+                return answer;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "GET_TASKS never matched within {timeout:?}: {answer:#}"
+            );
+            thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
 impl Drop for Aggregator {
     fn drop(&mut self) {
         let _ = self.child.kill();

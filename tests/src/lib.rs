@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod cluster;
 pub mod docker;
+pub mod framework;
 pub mod netns;
 pub mod peer;
 pub mod rogue;

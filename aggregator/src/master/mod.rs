@@ -1,0 +1,165 @@
+//! The Mesos-style master hosted by the aggregator: frameworks subscribe over the Mesos v1
+//! scheduler HTTP API and get offers from the DRF allocator; accepted tasks go to agents
+//! over their QUIC control streams; status updates come back and are forwarded until
+//! acknowledged. State survives restarts in the embedded store.
+//!
+//! - [`core`]: the state machine (no I/O).
+//! - [`scheduler_api`], [`operator_api`]: the HTTP APIs.
+//! - [`resources`], [`taskinfo`], [`events`]: Mesos JSON.
+//! - [`store`]: the embedded durable store.
+//!
+//! The async shell here owns the core behind one mutex (every call is short: no I/O inside)
+//! and runs the allocation loop: a cycle right after anything that may free resources or
+//! want them (a wake-up), and at least every second.
+
+pub mod core;
+pub mod events;
+pub mod operator_api;
+pub mod resources;
+pub mod scheduler_api;
+pub mod store;
+pub mod taskinfo;
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use serde_json::json;
+use tokio::sync::Notify;
+use tracing::info;
+
+pub use self::core::MasterConfig;
+use self::{
+    core::{AgentRecord, Core, FrameworkRecord, TaskRecord},
+    store::Store,
+};
+use crate::state::now_ms;
+
+/// The Mesos version whose APIs the master speaks.
+pub const MESOS_COMPAT_VERSION: &str = "1.11.0";
+
+/// The master and its allocation loop's wake-up.
+#[derive(Debug)]
+pub struct Master {
+    core: Mutex<Core>,
+    wake: Notify,
+    store: Store,
+    /// Flags shown by GET_FLAGS.
+    pub flags: Vec<(String, String)>,
+}
+
+impl Master {
+    /// Opens the store in `data_dir` and recovers the state it holds.
+    pub fn open(
+        data_dir: &Path,
+        config: MasterConfig,
+        http: SocketAddr,
+    ) -> Result<Arc<Self>, store::StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| store::StoreError::Read(e.into()))?;
+        let (store, recovered) =
+            Store::open::<FrameworkRecord, AgentRecord, TaskRecord>(&data_dir.join("master.redb"))?;
+        let master_id = recovered.master_id.clone().unwrap_or_else(|| {
+            let id = format!("{:016x}", rand::random::<u64>());
+            store.put_master_id(&id);
+            id
+        });
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        let master_info = json!({
+            "id": master_id,
+            "ip": 0,
+            "port": http.port(),
+            "hostname": hostname,
+            "version": MESOS_COMPAT_VERSION,
+            "address": { "hostname": hostname, "ip": http.ip().to_string(), "port": http.port() },
+        });
+        info!(
+            master_id,
+            frameworks = recovered.frameworks.len(),
+            agents = recovered.agents.len(),
+            tasks = recovered.tasks.len(),
+            "master state recovered"
+        );
+        let flags = vec![
+            (
+                "agent_timeout".to_owned(),
+                format!("{}ms", config.agent_timeout_ms),
+            ),
+            (
+                "heartbeat_interval".to_owned(),
+                format!("{}secs", config.heartbeat_seconds),
+            ),
+            (
+                "offer_timeout".to_owned(),
+                config
+                    .offer_timeout_ms
+                    .map_or("none".into(), |t| format!("{t}ms")),
+            ),
+            ("registry".to_owned(), "redb".to_owned()),
+            ("work_dir".to_owned(), data_dir.display().to_string()),
+        ];
+        let core = Core::new(
+            config,
+            master_id,
+            master_info,
+            Some(store.clone()),
+            (recovered.frameworks, recovered.agents, recovered.tasks),
+            now_ms(),
+        );
+        Ok(Arc::new(Self {
+            core: Mutex::new(core),
+            wake: Notify::new(),
+            store,
+            flags,
+        }))
+    }
+
+    /// The core, for one short call.
+    pub fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks for an allocation cycle soon.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Waits until every state change so far is on disk.
+    pub fn flush(&self) {
+        self.store.flush();
+    }
+
+    /// Runs the allocation loop and the periodic checks forever.
+    pub async fn run(
+        self: Arc<Self>,
+        offers_made: prometheus_client::metrics::counter::Counter,
+        cycle_seconds: prometheus_client::metrics::histogram::Histogram,
+    ) {
+        let heartbeat_every = {
+            let seconds = self.lock().config.heartbeat_seconds;
+            Duration::from_secs_f64(seconds.max(1.0))
+        };
+        let mut last_heartbeat = tokio::time::Instant::now();
+        loop {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
+            let now = now_ms();
+            let heartbeat = last_heartbeat.elapsed() >= heartbeat_every;
+            if heartbeat {
+                last_heartbeat = tokio::time::Instant::now();
+            }
+            let started = std::time::Instant::now();
+            let mut core = self.lock();
+            core.tick(now, heartbeat);
+            let offers = core.allocate(now);
+            offers_made.inc_by(offers as u64);
+            drop(core);
+            cycle_seconds.observe(started.elapsed().as_secs_f64());
+        }
+    }
+}
