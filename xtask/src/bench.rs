@@ -2,7 +2,8 @@
 //! - `agent-load`: the agent's CPU and memory idle, at 1,000 exec/s, and at 1,000 exec/s with
 //!   1,000 connections/s;
 //! - `report-size`: bytes of full and delta reports against Scope-style JSON;
-//! - `aggregator-load`: the aggregator under 1,000 and 5,000 simulated agents over QUIC.
+//! - `aggregator-load`: the aggregator under 1,000 and 5,000 simulated agents over QUIC;
+//! - the scheduler's `allocation` bench: allocation cycle time on the Mesos benchmark grid.
 
 use std::process::Command;
 
@@ -35,5 +36,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .arg("--aggregator")
             .arg(bin.join("strata-aggregator"))
             .args(["--agents", &args.agents, "--seconds", &seconds]),
-    )
+    )?;
+    cmd::run(&mut cmd::cargo(&[
+        "bench",
+        "-p",
+        "scheduler",
+        "--bench",
+        "allocation",
+    ]))
 }
