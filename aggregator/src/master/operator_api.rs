@@ -208,8 +208,7 @@ fn metrics(core: &Core) -> Vec<(String, f64)> {
     out
 }
 
-fn get_master(master: &Master, core: &Core) -> Value {
-    let _ = master;
+fn get_master(core: &Core) -> Value {
     json!({
         "master_info": core.master_info,
         "start_time": core.started_ms as f64 / 1000.0,
@@ -253,7 +252,7 @@ async fn operator(State(master): State<Arc<Master>>, body: Bytes) -> Response {
         "GET_FRAMEWORKS" => ("get_frameworks", get_frameworks(&core)),
         "GET_TASKS" => ("get_tasks", get_tasks(&core)),
         "GET_ROLES" => ("get_roles", get_roles(&core)),
-        "GET_MASTER" => ("get_master", get_master(&master, &core)),
+        "GET_MASTER" => ("get_master", get_master(&core)),
         "GET_METRICS" => (
             "get_metrics",
             json!({ "metrics": metrics(&core).into_iter().map(|(n, v)| json!({ "name": n, "value": v })).collect::<Vec<_>>() }),

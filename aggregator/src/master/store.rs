@@ -12,7 +12,7 @@ use std::{
 };
 
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 use tracing::warn;
 
 const FRAMEWORKS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("frameworks");
@@ -209,10 +209,6 @@ fn commit(db: &Database, batch: &[Op]) -> Result<(), StoreError> {
     txn.commit()?;
     Ok(())
 }
-
-/// The master's id, stored in the meta table.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct MasterId(pub String);
 
 impl Store {
     /// Records the master's id (raw bytes, read back by [`Store::open`]).

@@ -197,11 +197,6 @@ impl Allocator {
         rescinded
     }
 
-    /// Rescinds one offer (the master gives it back, for example when its agent is leaving).
-    pub fn rescind_offer(&mut self, id: OfferId) -> Option<Offer> {
-        self.rescind(&[id]).pop()
-    }
-
     /// Rescinds offers that timed out and drops expired filters; returns the rescinded
     /// offers.
     pub fn expire(&mut self, now: Millis) -> Vec<Offer> {

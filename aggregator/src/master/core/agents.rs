@@ -2,7 +2,7 @@
 //! that lost track rebuilds them), disconnection, and removal after the agent timeout, when
 //! their unfinished tasks are lost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use proto::exec::{
     AttributeValue, MasterMessage, ResourceSpec, StatusUpdate, TaskReport, TaskState,
@@ -66,6 +66,7 @@ impl Core {
         self.allocator
             .add_agent(&agent_id, resources::from_spec(&offered));
         // Tasks the agent runs that the master does not know (its state was lost).
+        let mut adopted = HashSet::new();
         for report in tasks {
             let k = key(&report.spec.framework_id, &report.spec.task_id);
             if self.tasks.contains_key(&k) {
@@ -98,58 +99,39 @@ impl Core {
                     kill_requested: None,
                 },
             );
-            if in_allocator && !self.tasks[&k].record.state.is_terminal() {
-                // The agent's other tasks are in the allocator's books already.
-                let task = &self.tasks[&k];
-                let (framework, role, allotment) = (
-                    task.record.spec.framework_id.clone(),
-                    task.record.role.clone(),
-                    task.resources.clone(),
-                );
-                self.allocator
-                    .restore(&framework, &role, &agent_id, &allotment);
-            }
+            adopted.insert(k);
         }
-        let mine: Vec<&Task> = self
-            .tasks
-            .values()
-            .filter(|t| t.record.agent_id == agent_id && !t.record.state.is_terminal())
-            .collect();
-        if !in_allocator {
-            let restores: Vec<(String, String, scheduler::pools::Allotment)> = mine
-                .iter()
-                .map(|t| {
-                    (
-                        t.record.spec.framework_id.clone(),
-                        t.record.role.clone(),
-                        t.resources.clone(),
-                    )
-                })
-                .collect();
-            for (framework, role, allotment) in restores {
-                self.allocator
-                    .restore(&framework, &role, &agent_id, &allotment);
+        // One pass over the agent's live tasks: what it must be told it runs, kills it still
+        // owes, and what the allocator must count (every task when the agent is new to it
+        // since this master started, else only the tasks just adopted).
+        let mut restores = Vec::new();
+        let mut known_tasks = Vec::new();
+        let mut kills = Vec::new();
+        for (k, t) in &self.tasks {
+            if t.record.agent_id != agent_id || t.record.state.is_terminal() {
+                continue;
             }
-        }
-        let known_tasks: Vec<String> = self
-            .tasks
-            .values()
-            .filter(|t| t.record.agent_id == agent_id && !t.record.state.is_terminal())
-            .map(|t| t.record.spec.task_id.clone())
-            .collect();
-        info!(agent_id, tasks = known_tasks.len(), "agent registered");
-        self.tell(&agent_id, MasterMessage::Registered { known_tasks });
-        let kills: Vec<MasterMessage> = self
-            .tasks
-            .values()
-            .filter(|t| t.record.agent_id == agent_id && !t.record.state.is_terminal())
-            .filter_map(|t| {
-                t.kill_requested.map(|grace_ms| MasterMessage::Kill {
+            if !in_allocator || adopted.contains(k) {
+                restores.push((
+                    t.record.spec.framework_id.clone(),
+                    t.record.role.clone(),
+                    t.resources.clone(),
+                ));
+            }
+            known_tasks.push(t.record.spec.task_id.clone());
+            if let Some(grace_ms) = t.kill_requested {
+                kills.push(MasterMessage::Kill {
                     task_id: t.record.spec.task_id.clone(),
                     grace_ms,
-                })
-            })
-            .collect();
+                });
+            }
+        }
+        for (framework, role, allotment) in restores {
+            self.allocator
+                .restore(&framework, &role, &agent_id, &allotment);
+        }
+        info!(agent_id, tasks = known_tasks.len(), "agent registered");
+        self.tell(&agent_id, MasterMessage::Registered { known_tasks });
         for kill in kills {
             self.tell(&agent_id, kill);
         }
@@ -196,11 +178,7 @@ impl Core {
                 .map(|(k, _)| k.clone())
                 .collect();
             for (framework, task) in lost {
-                let partition_aware = self
-                    .frameworks
-                    .get(&framework)
-                    .is_some_and(|f| f.record.partition_aware);
-                let state = if partition_aware {
+                let state = if self.partition_aware(&framework) {
                     TaskState::TaskGone
                 } else {
                     TaskState::TaskLost

@@ -163,9 +163,8 @@ impl Core {
             return;
         };
         fw.record.removed = true;
-        if let Some(stream) = fw.stream.take() {
-            drop(stream);
-        }
+        // Dropping the sender ends the framework's event stream.
+        fw.stream = None;
         let record = fw.record.clone();
         if let Some(store) = self.store() {
             store.put(Table::Frameworks, id, &record);
@@ -205,10 +204,5 @@ impl Core {
     /// Frameworks, for the operator API.
     pub fn frameworks(&self) -> impl Iterator<Item = &Framework> {
         self.frameworks.values()
-    }
-
-    /// The dominant share of a framework.
-    pub fn framework_share(&self, id: &str) -> f64 {
-        self.allocator.framework_share(id)
     }
 }

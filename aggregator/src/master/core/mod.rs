@@ -13,7 +13,7 @@ mod tasks;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use proto::exec::{AttributeValue, MasterMessage, ResourceSpec};
+use proto::exec::{AttributeValue, MasterMessage};
 use scheduler::{
     allocator::{Allocator, AllocatorConfig, Offer},
     pools::Allotment,
@@ -205,6 +205,14 @@ impl Core {
         self.store.as_ref()
     }
 
+    /// Whether the framework declared PARTITION_AWARE (lost tasks are then reported with the
+    /// finer states: TASK_DROPPED, TASK_GONE, TASK_UNKNOWN).
+    fn partition_aware(&self, framework: &str) -> bool {
+        self.frameworks
+            .get(framework)
+            .is_some_and(|f| f.record.partition_aware)
+    }
+
     /// Sends an event to a framework's stream, if it is connected.
     fn emit(&self, framework: &str, event: Value) {
         if let Some(stream) = self
@@ -303,11 +311,6 @@ impl Core {
     /// Roles and their standing.
     pub fn roles(&self) -> Vec<scheduler::allocator::RoleStanding> {
         self.allocator.roles()
-    }
-
-    /// The resource spec of an agent, for the operator API.
-    pub fn agent_resources(&self, agent: &str) -> Option<&ResourceSpec> {
-        self.agents.get(agent).map(|a| &a.record.resources)
     }
 }
 

@@ -3,7 +3,7 @@
 //! acknowledgements, KILL, RECONCILE, and DECLINE.
 
 use proto::exec::{MasterMessage, StatusUpdate, TaskState};
-use scheduler::pools::Allotment;
+use scheduler::allocator::OfferError;
 use serde_json::Value;
 use tracing::{debug, info};
 
@@ -54,11 +54,7 @@ impl Core {
     }
 
     fn lost_state(&self, framework: &str) -> TaskState {
-        if self
-            .frameworks
-            .get(framework)
-            .is_some_and(|f| f.record.partition_aware)
-        {
+        if self.partition_aware(framework) {
             TaskState::TaskDropped
         } else {
             TaskState::TaskLost
@@ -87,37 +83,19 @@ impl Core {
             }
         }
         let refuse = refuse_ms(&accept["filters"], self.config.default_refuse_ms);
-        let numbers: Option<Vec<u64>> = ids.iter().map(|(_, n)| *n).collect();
-        let taken = match numbers {
-            Some(numbers) if !numbers.is_empty() => self
-                .allocator
-                .take_offers(framework, &numbers)
-                .map_err(|e| e.to_string()),
-            Some(_) => Err("no offer_ids given".to_owned()),
-            None => {
-                let bad = ids
-                    .iter()
-                    .find(|(_, n)| n.is_none())
-                    .map(|(t, _)| t.clone())
-                    .unwrap_or_default();
-                // Give back the valid ones, as for any invalid accept.
-                let valid: Vec<u64> = ids.iter().filter_map(|(_, n)| *n).collect();
-                let _ = self
-                    .allocator
-                    .take_offers(framework, &valid)
-                    .map(|(agent, offered)| {
-                        self.allocator.settle(
-                            framework,
-                            &agent,
-                            &offered,
-                            &Allotment::default(),
-                            0,
-                            now,
-                        );
-                    });
-                Err(format!("offer {bad} is unknown"))
-            }
-        };
+        // Ids that are not this master's become 0, a number no offer has, so the allocator's
+        // own check refuses them (and gives back the valid offers named beside them).
+        let numbers: Vec<u64> = ids.iter().map(|(_, n)| n.unwrap_or(0)).collect();
+        let taken = self
+            .allocator
+            .take_offers(framework, &numbers)
+            .map_err(|err| match err {
+                OfferError::Unknown(0) => {
+                    let text = ids.iter().find(|(_, n)| n.is_none()).map_or("", |(t, _)| t);
+                    format!("offer {text} is unknown")
+                }
+                err => err.to_string(),
+            });
         let (agent_id, offered) = match taken {
             Ok(taken) => taken,
             Err(reason) => {
@@ -413,11 +391,7 @@ impl Core {
                 match self.tasks.get(&key(framework, task_id)) {
                     Some(task) => out.push(task.record.status.clone()),
                     None => {
-                        let state = if self
-                            .frameworks
-                            .get(framework)
-                            .is_some_and(|f| f.record.partition_aware)
-                        {
+                        let state = if self.partition_aware(framework) {
                             TaskState::TaskUnknown
                         } else {
                             TaskState::TaskLost
