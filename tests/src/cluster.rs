@@ -199,41 +199,52 @@ impl Aggregator {
         timeout: Duration,
         accept: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let answer = self.get(path);
-            if accept(&answer) {
-                return answer;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "GET {path} never matched within {timeout:?}: {answer:#}"
-            );
-            thread::sleep(Duration::from_millis(250));
-        }
+        poll(&format!("GET {path}"), timeout, || self.get(path), accept)
+    }
+
+    /// One operator API call (`POST /api/v1/operator {"type": call}`), when it answers JSON.
+    pub fn try_operator(&self, call: &str) -> Option<Value> {
+        let url = format!("http://{}/api/v1/operator", self.http);
+        ureq::post(&url)
+            .send_json(serde_json::json!({ "type": call }))
+            .ok()?
+            .body_mut()
+            .read_json()
+            .ok()
+    }
+
+    /// One operator API call; panics when it does not answer JSON.
+    pub fn operator(&self, call: &str) -> Value {
+        self.try_operator(call)
+            .unwrap_or_else(|| panic!("operator call {call} did not answer JSON"))
+    }
+
+    /// Polls the operator API's GET_TASKS until `accept` holds (a failed call counts as
+    /// `null`, so a restarting aggregator is waited for).
+    pub fn wait_for_tasks(&self, timeout: Duration, accept: impl Fn(&Value) -> bool) -> Value {
+        let fetch = || self.try_operator("GET_TASKS").unwrap_or(Value::Null);
+        poll("GET_TASKS", timeout, fetch, accept)
     }
 }
 
-impl Aggregator {
-    /// Polls the operator API's GET_TASKS until `accept` holds.
-    pub fn wait_for_tasks(&self, timeout: Duration, accept: impl Fn(&Value) -> bool) -> Value {
-        let url = format!("http://{}/api/v1/operator", self.http);
-        let deadline = Instant::now() + timeout;
-        loop {
-            let answer: Value = ureq::post(&url)
-                .send_json(serde_json::json!({ "type": "GET_TASKS" }))
-                .ok()
-                .and_then(|mut r| r.body_mut().read_json().ok())
-                .unwrap_or(Value::Null);
-            if accept(&answer) {
-                return answer;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "GET_TASKS never matched within {timeout:?}: {answer:#}"
-            );
-            thread::sleep(Duration::from_millis(250));
+/// Fetches until `accept` holds; panics with the last answer after `timeout`.
+fn poll(
+    what: &str,
+    timeout: Duration,
+    fetch: impl Fn() -> Value,
+    accept: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let answer = fetch();
+        if accept(&answer) {
+            return answer;
         }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never matched within {timeout:?}: {answer:#}"
+        );
+        thread::sleep(Duration::from_millis(250));
     }
 }
 

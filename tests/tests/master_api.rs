@@ -288,12 +288,7 @@ fn bad_calls_get_clear_errors_and_bad_tasks_get_updates() {
     assert_eq!(status["state"], "TASK_DROPPED", "{status}");
 
     // The master still answers.
-    let url = format!("http://{}/api/v1/operator", aggregator.http);
-    let mut health = client()
-        .post(&url)
-        .send(json!({ "type": "GET_HEALTH" }).to_string())
-        .expect("GET_HEALTH");
-    let health: Value = health.body_mut().read_json().expect("JSON");
+    let health = aggregator.operator("GET_HEALTH");
     assert_eq!(health["get_health"]["healthy"], true);
     let _ = std::fs::remove_dir_all(&dir);
 }

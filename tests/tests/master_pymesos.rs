@@ -45,16 +45,6 @@ fn task(id: &str, node: &str, shell: &str) -> Value {
     json!({ "id": id, "node": node, "cpus": 0.1, "mem": 32, "shell": shell })
 }
 
-fn operator_tasks(aggregator: &Aggregator) -> Value {
-    let url = format!("http://{}/api/v1/operator", aggregator.http);
-    ureq::post(&url)
-        .send_json(json!({ "type": "GET_TASKS" }))
-        .expect("GET_TASKS")
-        .body_mut()
-        .read_json()
-        .expect("GET_TASKS answers JSON")
-}
-
 fn live_state(tasks: &Value, id: &str) -> Option<String> {
     tasks["get_tasks"]["tasks"]
         .as_array()?
@@ -166,7 +156,7 @@ fn pymesos_runs_tasks_through_restarts_of_the_aggregator_and_an_agent() {
     drop(n1);
     n1 = agent(&aggregator, &token, &dir.join("n1"), "n1", "31000-31100");
     n1.logs.wait_for(&["registered"], PATIENCE);
-    let after = operator_tasks(&aggregator);
+    let after = aggregator.operator("GET_TASKS");
     assert_eq!(
         live_state(&after, "survivor-1").as_deref(),
         Some("TASK_RUNNING"),
