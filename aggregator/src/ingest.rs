@@ -10,7 +10,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use proto::{
     control::Control,
     exec::{AgentMessage, MasterMessage},
-    frame::{MAX_CONTROL_FRAME, read_frame, write_frame},
+    frame::{MAX_CONTROL_FRAME, append_frame, read_frame, write_frame},
 };
 use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use rustls::{RootCertStore, pki_types::CertificateDer, server::WebPkiClientVerifier};
@@ -271,8 +271,7 @@ async fn reports(
     loop {
         tokio::select! {
             Some(message) = to_agent.recv() => {
-                let frame = Control::Executor { json: message.to_json() }.encode();
-                if let Err(err) = write_frame(&mut control_send, &frame).await {
+                if let Err(err) = send_queued(&mut control_send, message, &mut to_agent).await {
                     return err.to_string();
                 }
             }
@@ -291,6 +290,36 @@ async fn reports(
             },
         }
     }
+}
+
+/// Most messages one write carries to an agent: what queued up while the last write went.
+const MESSAGES_PER_WRITE: usize = 256;
+
+/// Writes `first` and whatever else is queued for the agent (up to [`MESSAGES_PER_WRITE`])
+/// as one write, so a burst of launches costs one stream write rather than one each.
+async fn send_queued(
+    control: &mut SendStream,
+    first: MasterMessage,
+    queue: &mut tokio::sync::mpsc::UnboundedReceiver<MasterMessage>,
+) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    let mut next = Some(first);
+    let mut count = 0;
+    while let Some(message) = next {
+        append_frame(
+            &mut out,
+            &Control::Executor {
+                json: message.to_json(),
+            }
+            .encode(),
+        )?;
+        count += 1;
+        next = (count < MESSAGES_PER_WRITE)
+            .then(|| queue.try_recv().ok())
+            .flatten();
+    }
+    control.write_all(&out).await?;
+    Ok(())
 }
 
 /// Executor traffic from an agent: registration and status updates go to the master.

@@ -16,15 +16,23 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// Appends one length-prefixed frame to `out`, so several can go in one write.
+pub fn append_frame(out: &mut Vec<u8>, frame: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(frame.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame over 4 GiB"))?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(frame);
+    Ok(())
+}
+
 /// Writes one length-prefixed frame.
 pub async fn write_frame<W: AsyncWrite + Unpin>(
     writer: &mut W,
     frame: &[u8],
 ) -> std::io::Result<()> {
-    let len = u32::try_from(frame.len())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame over 4 GiB"))?;
-    writer.write_all(&len.to_be_bytes()).await?;
-    writer.write_all(frame).await?;
+    let mut out = Vec::with_capacity(frame.len() + 4);
+    append_frame(&mut out, frame)?;
+    writer.write_all(&out).await?;
     writer.flush().await
 }
 

@@ -9,10 +9,13 @@ pub mod agent;
 pub mod cluster;
 pub mod docker;
 pub mod framework;
+pub mod load;
 pub mod netns;
 pub mod peer;
 pub mod rogue;
+pub mod sim_executor;
 pub mod synthetic;
+pub mod v1_framework;
 
 use std::process::Command;
 

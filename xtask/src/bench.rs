@@ -3,7 +3,9 @@
 //!   1,000 connections/s;
 //! - `report-size`: bytes of full and delta reports against Scope-style JSON;
 //! - `aggregator-load`: the aggregator under 1,000 and 5,000 simulated agents over QUIC;
-//! - the scheduler's `allocation` bench: allocation cycle time on the Mesos benchmark grid.
+//! - the scheduler's `allocation` bench: allocation cycle time on the Mesos benchmark grid;
+//! - `launch-rate`: the master end to end, 1,000 simulated agents over QUIC and a framework
+//!   launching 50,000 tasks as fast as offers allow, and offer latency after REVIVE.
 
 use std::process::Command;
 
@@ -43,5 +45,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "scheduler",
         "--bench",
         "allocation",
-    ]))
+    ]))?;
+    cmd::run(
+        Command::new(bin.join("launch-rate"))
+            .arg("--aggregator")
+            .arg(bin.join("strata-aggregator"))
+            .args(["--agents", "1000", "--tasks", "50000"]),
+    )
 }

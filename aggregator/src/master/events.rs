@@ -1,5 +1,8 @@
 //! Mesos v1 scheduler events as JSON, and RecordIO framing (`<length>\n<json>`) for the
 //! SUBSCRIBE stream.
+//!
+//! Values built elsewhere are moved into an event, never passed through `json!`, which
+//! would copy them (it serializes its arguments): offers to a thousand agents are one event.
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use proto::exec::StatusUpdate;
@@ -8,23 +11,23 @@ use serde_json::{Value, json};
 use super::resources;
 use scheduler::allocator::Offer;
 
-/// One RecordIO record.
-pub fn record(event: &Value) -> Vec<u8> {
+/// Appends one RecordIO record to `out`.
+pub fn append_record(out: &mut Vec<u8>, event: &Value) {
     let body = event.to_string();
-    let mut out = format!("{}\n", body.len()).into_bytes();
+    out.extend_from_slice(format!("{}\n", body.len()).as_bytes());
     out.extend_from_slice(body.as_bytes());
-    out
 }
 
 pub fn subscribed(framework_id: &str, heartbeat_seconds: f64, master_info: Value) -> Value {
-    json!({
+    let mut event = json!({
         "type": "SUBSCRIBED",
         "subscribed": {
             "framework_id": { "value": framework_id },
             "heartbeat_interval_seconds": heartbeat_seconds,
-            "master_info": master_info,
         }
-    })
+    });
+    event["subscribed"]["master_info"] = master_info;
+    event
 }
 
 pub fn heartbeat() -> Value {
@@ -44,11 +47,15 @@ pub fn rescind(offer_id: &str) -> Value {
 }
 
 pub fn update(status: Value) -> Value {
-    json!({ "type": "UPDATE", "update": { "status": status } })
+    let mut event = json!({ "type": "UPDATE", "update": {} });
+    event["update"]["status"] = status;
+    event
 }
 
 pub fn offers(offers: Vec<Value>) -> Value {
-    json!({ "type": "OFFERS", "offers": { "offers": offers } })
+    let mut event = json!({ "type": "OFFERS", "offers": {} });
+    event["offers"]["offers"] = Value::Array(offers);
+    event
 }
 
 /// The offer id seen by frameworks: `<master id>-O<n>`.
@@ -72,15 +79,16 @@ pub fn offer_json(
     role: &str,
     attributes: Value,
 ) -> Value {
-    json!({
+    let mut json = json!({
         "id": { "value": offer_id(master_id, offer.id) },
         "framework_id": { "value": offer.framework },
         "agent_id": { "value": offer.agent },
         "hostname": hostname,
-        "resources": resources::to_json(&offer.resources, Some(role)),
-        "attributes": attributes,
         "allocation_info": { "role": role },
-    })
+    });
+    json["resources"] = resources::to_json(&offer.resources, Some(role));
+    json["attributes"] = attributes;
+    json
 }
 
 /// The uuid an update carries on the scheduler API (bytes, so base64).
@@ -121,8 +129,13 @@ mod tests {
 
     #[test]
     fn records_are_length_prefixed_and_ids_round_trip() {
-        let rec = record(&heartbeat());
-        assert_eq!(rec, b"20\n{\"type\":\"HEARTBEAT\"}".to_vec());
+        let mut records = Vec::new();
+        append_record(&mut records, &heartbeat());
+        append_record(&mut records, &heartbeat());
+        assert_eq!(
+            records,
+            b"20\n{\"type\":\"HEARTBEAT\"}20\n{\"type\":\"HEARTBEAT\"}".to_vec()
+        );
         assert_eq!(parse_offer_id("m1", &offer_id("m1", 42)), Some(42));
         assert_eq!(parse_offer_id("m1", "m2-O42"), None);
         assert_eq!(

@@ -265,7 +265,11 @@ async fn operator(State(master): State<Arc<Master>>, body: Bytes) -> Response {
                 .into_response();
         }
     };
-    Json(json!({ "type": kind, field: value })).into_response()
+    drop(core);
+    // Moved in, not through `json!`, which would copy the whole answer.
+    let mut answer = json!({ "type": kind });
+    answer[field] = value;
+    Json(answer).into_response()
 }
 
 /// The v0 state document many tools read.

@@ -19,6 +19,9 @@ use tracing::debug;
 use super::{Master, core::CallError, events};
 use crate::state::now_ms;
 
+/// Most events one chunk of the event stream carries.
+const EVENTS_PER_CHUNK: usize = 256;
+
 /// A plain-text error, as Mesos answers.
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, message.into()).into_response()
@@ -166,10 +169,17 @@ fn subscribe(master: Arc<Master>, call: &Value) -> Response {
         framework,
         stream_id: stream_id.clone(),
     };
-    let body = UnboundedReceiverStream::new(events_rx).map(move |event| {
-        let _keep = &guard;
-        Ok::<_, Infallible>(Bytes::from(events::record(&event)))
-    });
+    // Events that queued up while the last write went travel in one chunk.
+    let body = UnboundedReceiverStream::new(events_rx)
+        .ready_chunks(EVENTS_PER_CHUNK)
+        .map(move |batch| {
+            let _keep = &guard;
+            let mut chunk = Vec::new();
+            for event in &batch {
+                events::append_record(&mut chunk, event);
+            }
+            Ok::<_, Infallible>(Bytes::from(chunk))
+        });
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")

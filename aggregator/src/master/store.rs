@@ -7,6 +7,7 @@
 //! frameworks re-subscribe with their ids.
 
 use std::{
+    collections::BTreeMap,
     path::Path,
     sync::mpsc::{self, Receiver, Sender},
 };
@@ -24,7 +25,7 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const MAX_BATCH: usize = 10_000;
 
 /// Which table a record lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Table {
     Frameworks,
     Agents,
@@ -193,17 +194,25 @@ fn writer(db: &Database, ops: &Receiver<Op>) {
 }
 
 fn commit(db: &Database, batch: &[Op]) -> Result<(), StoreError> {
-    let txn = db.begin_write()?;
+    // Only the last write of a key in the batch matters (a task's STARTING and RUNNING
+    // often share one); sorted keys also keep the B-tree's inserts local.
+    let mut last: BTreeMap<(Table, &str), Option<&[u8]>> = BTreeMap::new();
     for op in batch {
         match op {
-            Op::Put(table, key, value) => {
-                txn.open_table(table.definition())?
-                    .insert(key.as_str(), value.as_slice())?;
-            }
-            Op::Delete(table, key) => {
-                txn.open_table(table.definition())?.remove(key.as_str())?;
-            }
-            Op::Flush(_) => {}
+            Op::Put(table, key, value) => last.insert((*table, key), Some(value)),
+            Op::Delete(table, key) => last.insert((*table, key), None),
+            Op::Flush(_) => None,
+        };
+    }
+    let txn = db.begin_write()?;
+    let mut writes = last.into_iter().peekable();
+    while let Some(&((table, _), _)) = writes.peek() {
+        let mut open = txn.open_table(table.definition())?;
+        while let Some(((_, key), value)) = writes.next_if(|((t, _), _)| *t == table) {
+            match value {
+                Some(value) => open.insert(key, value)?,
+                None => open.remove(key)?,
+            };
         }
     }
     txn.commit()?;
@@ -239,6 +248,9 @@ mod tests {
             store.put(Table::Tasks, "t1", &"task one".to_owned());
             store.put(Table::Tasks, "t2", &"task two".to_owned());
             store.delete(Table::Tasks, "t1");
+            store.put(Table::Tasks, "t3", &"task three".to_owned());
+            store.delete(Table::Tasks, "t3");
+            store.put(Table::Tasks, "t3", &"task three again".to_owned());
             store.flush();
         }
         // The writer thread holds the database until its channel closes.
@@ -246,7 +258,7 @@ mod tests {
         let (_, recovered) = Store::open::<String, String, String>(&path).expect("reopens");
         assert_eq!(recovered.master_id.as_deref(), Some("m1"));
         assert_eq!(recovered.frameworks, ["framework one"]);
-        assert_eq!(recovered.tasks, ["task two"]);
+        assert_eq!(recovered.tasks, ["task two", "task three again"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

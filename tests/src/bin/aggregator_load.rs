@@ -15,24 +15,23 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use agent::report::delta::Differ;
 use futures_util::{StreamExt as _, stream};
-use hdrhistogram::Histogram;
 use proto::{
     control::Control,
-    frame::{MAX_CONTROL_FRAME, read_frame, write_frame},
+    frame::{MAX_CONTROL_FRAME, read_frame},
     model::Container,
     token::JoinToken,
 };
 use quinn::Endpoint;
 use rand::{SeedableRng as _, rngs::StdRng};
 use tests::{
-    cluster::free_addr,
+    load::{Latencies, LoadAggregator, cpu_ticks, histogram, percentile, record, rss_mib},
+    sim_executor::{Joined, join},
     synthetic::{self, Shape},
 };
 
@@ -70,91 +69,6 @@ fn parse_args() -> Args {
     args
 }
 
-/// Latencies in microseconds.
-type Latencies = Arc<Mutex<Histogram<u64>>>;
-
-fn histogram() -> Latencies {
-    Arc::new(Mutex::new(Histogram::new(3).expect("histogram")))
-}
-
-fn record(latencies: &Latencies, elapsed: Duration) {
-    if let Ok(mut h) = latencies.lock() {
-        let _ = h.record(elapsed.as_micros() as u64);
-    }
-}
-
-fn percentile(latencies: &Latencies, q: f64) -> f64 {
-    latencies
-        .lock()
-        .map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0)
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    // After the command: state, ppid, ..., utime (12th), stime (13th); some fields (tpgid)
-    // are negative, so fields are taken by position.
-    let field = |i: usize| {
-        rest.split_whitespace()
-            .nth(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-struct Started {
-    child: Child,
-    http: SocketAddr,
-    quic: SocketAddr,
-    token: String,
-}
-
-fn start_aggregator(binary: &PathBuf, data: &PathBuf) -> Started {
-    let http = free_addr("127.0.0.1", false);
-    let quic = free_addr("127.0.0.1", true);
-    let _ = std::fs::remove_dir_all(data);
-    let child = Command::new(binary)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--http", &http.to_string(), "--quic", &quic.to_string()])
-        .env("STRATA_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("AGGREGATOR_LOAD_LOGS").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .expect("starting the aggregator");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ureq::get(&format!("http://{http}/healthz")).call().is_err() {
-        assert!(Instant::now() < deadline, "the aggregator did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = Command::new(binary)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["token", "create"])
-        .output()
-        .expect("token");
-    Started {
-        child,
-        http,
-        quic,
-        token: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-    }
-}
-
 /// One simulated agent.
 struct Sim {
     endpoint: Endpoint,
@@ -182,25 +96,11 @@ async fn simulate(sim: Sim) -> Result<(), String> {
         latencies,
         probes,
     } = sim;
-    let name = quic.ip().to_string();
-    let identity =
-        agent::transport::client::enroll(&endpoint, quic, &name, &token, &format!("sim-{index}"))
-            .await
-            .map_err(|e| agent::error_chain(&e))?;
-    let config = agent::transport::tls::report_config(&identity).map_err(|e| e.to_string())?;
-    let connection = endpoint
-        .connect_with(config, quic, &name)
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut control, mut answers) = connection.open_bi().await.map_err(|e| e.to_string())?;
-    let hello = Control::Hello {
-        agent_id: identity.agent_id.clone(),
-        version: "load".into(),
-    };
-    write_frame(&mut control, &hello.encode())
-        .await
-        .map_err(|e| e.to_string())?;
+    let Joined {
+        agent_id,
+        connection,
+        control: (_control, mut answers),
+    } = join(&endpoint, quic, &token, &format!("sim-{index}")).await?;
     let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let acks = sent_at.clone();
     let recorder = latencies.clone();
@@ -214,7 +114,7 @@ async fn simulate(sim: Sim) -> Result<(), String> {
             }
         }
     });
-    let mut content = synthetic::host(&identity.agent_id, index, agents, shape, 3);
+    let mut content = synthetic::host(&agent_id, index, agents, shape, 3);
     let mut differ = Differ::new(120);
     let mut rng = StdRng::seed_from_u64(u64::from(index));
     // Spread the agents over the second.
@@ -289,8 +189,8 @@ fn watch_probes(http: SocketAddr, seen: Arc<Mutex<HashMap<String, Instant>>>, un
 
 fn run(args: &Args, agents: usize) {
     let data = std::env::temp_dir().join(format!("strata-aggregator-load-{agents}"));
-    let mut started = start_aggregator(&args.aggregator, &data);
-    let pid = started.child.id();
+    let started = LoadAggregator::start(&args.aggregator, &data, &[]);
+    let pid = started.pid();
     let token: JoinToken = started.token.parse().expect("token");
     let shape = Shape {
         containers: TOTAL_CONTAINERS / agents,
@@ -432,9 +332,6 @@ fn run(args: &Args, agents: usize) {
         delays.lock().map_or(0, |d| d.len()),
     );
     drop(runtime);
-    let _ = started.child.kill();
-    let _ = started.child.wait();
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 fn main() {

@@ -64,20 +64,17 @@ impl Core {
     /// ACCEPT: launches the tasks of LAUNCH and LAUNCH_GROUP operations on the offers.
     pub fn accept(&mut self, framework: &str, accept: &Value, now: u64) -> Result<(), CallError> {
         let ids = offer_ids(&self.master_id, &accept["offer_ids"]);
-        let mut infos: Vec<Value> = Vec::new();
+        let mut infos: Vec<&Value> = Vec::new();
         for op in accept["operations"].as_array().into_iter().flatten() {
             match op["type"].as_str() {
-                Some("LAUNCH") => infos.extend(
-                    op["launch"]["task_infos"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default(),
-                ),
+                Some("LAUNCH") => {
+                    infos.extend(op["launch"]["task_infos"].as_array().into_iter().flatten())
+                }
                 Some("LAUNCH_GROUP") => infos.extend(
                     op["launch_group"]["task_group"]["tasks"]
                         .as_array()
-                        .cloned()
-                        .unwrap_or_default(),
+                        .into_iter()
+                        .flatten(),
                 ),
                 other => debug!(framework, operation = ?other, "operation not supported; ignored"),
             }
@@ -252,16 +249,16 @@ impl Core {
                 task.record.status = status.clone();
             }
             task.pending_uuid = (!update.uuid.is_empty()).then(|| update.uuid.clone());
-            let record = task.record.clone();
-            let resources = task.resources.clone();
-            if let Some(store) = self.store() {
-                store.put(Table::Tasks, &record.key(), &record);
+            if let Some(store) = &self.store {
+                store.put(Table::Tasks, &task.record.key(), &task.record);
             }
+            let ended = task.record.state.is_terminal();
             if update.state.is_terminal() && !was_terminal {
                 info!(framework_id = %framework, task_id = %update.task_id, state = update.state.as_str(), "task ended");
+                let resources = task.resources.clone();
                 self.allocator.recover(&framework, agent_id, &resources);
             }
-            if update.uuid.is_empty() && record.state.is_terminal() {
+            if update.uuid.is_empty() && ended {
                 // Nobody acknowledges master-made updates: the task is done with.
                 self.complete(&framework, &update.task_id);
             }
