@@ -113,6 +113,60 @@ pub enum TaskKind {
     Docker(DockerSpec),
 }
 
+/// What a health check tries (Mesos `HealthCheck.type`). HTTP and TCP checks go to
+/// `127.0.0.1:port` in the agent's network namespace: for a Docker task on a bridge, `port`
+/// is the host port it was given; a Docker task without a network cannot pass them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    /// `GET scheme://127.0.0.1:port/path`; a 2xx or 3xx status is healthy.
+    Http {
+        port: u16,
+        path: String,
+        scheme: String,
+    },
+    /// A TCP connection to `127.0.0.1:port` opens.
+    Tcp { port: u16 },
+    /// The command exits with 0: in the sandbox with the task's environment for a command
+    /// task, inside the container for a Docker task.
+    Command(CommandSpec),
+}
+
+/// How the agent checks a running task's health, with Mesos's semantics: the first check
+/// comes `delay_seconds` after the task starts, the next ones `interval_seconds` after the
+/// previous one ended; a check taking longer than `timeout_seconds` (0: no limit) failed;
+/// failures within `grace_period_seconds` of the start, before any success, are ignored;
+/// `consecutive_failures` failures in a row kill the task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheckSpec {
+    pub kind: HealthCheckKind,
+    pub delay_seconds: f64,
+    pub interval_seconds: f64,
+    pub timeout_seconds: f64,
+    pub consecutive_failures: u32,
+    pub grace_period_seconds: f64,
+}
+
+impl HealthCheckSpec {
+    pub const DEFAULT_DELAY_SECONDS: f64 = 15.0;
+    pub const DEFAULT_INTERVAL_SECONDS: f64 = 10.0;
+    pub const DEFAULT_TIMEOUT_SECONDS: f64 = 20.0;
+    pub const DEFAULT_CONSECUTIVE_FAILURES: u32 = 3;
+    pub const DEFAULT_GRACE_PERIOD_SECONDS: f64 = 10.0;
+
+    /// A check of `kind` with Mesos's default timings.
+    pub fn new(kind: HealthCheckKind) -> Self {
+        Self {
+            kind,
+            delay_seconds: Self::DEFAULT_DELAY_SECONDS,
+            interval_seconds: Self::DEFAULT_INTERVAL_SECONDS,
+            timeout_seconds: Self::DEFAULT_TIMEOUT_SECONDS,
+            consecutive_failures: Self::DEFAULT_CONSECUTIVE_FAILURES,
+            grace_period_seconds: Self::DEFAULT_GRACE_PERIOD_SECONDS,
+        }
+    }
+}
+
 /// One task to launch on an agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskSpec {
@@ -126,6 +180,9 @@ pub struct TaskSpec {
     pub kill_grace_ms: u64,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Checked by the agent while the task runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSpec>,
 }
 
 /// Task states, as Mesos names them.
@@ -200,6 +257,10 @@ pub struct StatusUpdate {
     /// The task's container or host address, when known.
     #[serde(default)]
     pub host_ports: Vec<u16>,
+    /// The task's health, in updates sent because of its health check (and in the terminal
+    /// update of a task killed for failing it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
 }
 
 /// A task the agent runs (or ran and has not had acknowledged), sent on registration so a
@@ -309,6 +370,7 @@ mod tests {
             },
             kill_grace_ms: 3000,
             labels: BTreeMap::new(),
+            health_check: None,
         };
         let launch = MasterMessage::Launch(Box::new(spec));
         assert_eq!(
@@ -326,6 +388,79 @@ mod tests {
             register
         );
         assert!(AgentMessage::from_json("{\"type\":\"launch\"}").is_err());
+    }
+
+    #[test]
+    fn health_checks_and_health_round_trip_and_are_optional() {
+        let mut check = HealthCheckSpec::new(HealthCheckKind::Command(CommandSpec {
+            shell: true,
+            value: Some("test -f ready".into()),
+            ..CommandSpec::default()
+        }));
+        check.interval_seconds = 0.25;
+        let spec = TaskSpec {
+            task_id: "t1".into(),
+            framework_id: "f1".into(),
+            name: "web".into(),
+            kind: TaskKind::Command(CommandSpec {
+                shell: true,
+                value: Some("sleep 60".into()),
+                ..CommandSpec::default()
+            }),
+            resources: ResourceSpec::default(),
+            kill_grace_ms: 3000,
+            labels: BTreeMap::new(),
+            health_check: Some(check),
+        };
+        let launch = MasterMessage::Launch(Box::new(spec.clone()));
+        let json = launch.to_json();
+        assert!(
+            json.contains(r#""kind":{"command":{"shell":true"#),
+            "{json}"
+        );
+        assert_eq!(MasterMessage::from_json(&json).expect("decodes"), launch);
+        for kind in [
+            HealthCheckKind::Http {
+                port: 31000,
+                path: "/health".into(),
+                scheme: "http".into(),
+            },
+            HealthCheckKind::Tcp { port: 31001 },
+        ] {
+            let mut spec = spec.clone();
+            spec.health_check = Some(HealthCheckSpec::new(kind));
+            let launch = MasterMessage::Launch(Box::new(spec));
+            assert_eq!(
+                MasterMessage::from_json(&launch.to_json()).expect("decodes"),
+                launch
+            );
+        }
+        let status = StatusUpdate {
+            task_id: "t1".into(),
+            framework_id: "f1".into(),
+            state: TaskState::TaskRunning,
+            reason: Some("REASON_TASK_HEALTH_CHECK_STATUS_UPDATED".into()),
+            message: None,
+            uuid: "u1".into(),
+            timestamp: 1.5,
+            host_ports: vec![],
+            healthy: Some(false),
+        };
+        let message = AgentMessage::Status(status);
+        let json = message.to_json();
+        assert!(json.contains(r#""healthy":false"#), "{json}");
+        assert_eq!(AgentMessage::from_json(&json).expect("decodes"), message);
+        // Without a check or a health (older agents, older checkpoints), nothing is written
+        // and nothing is needed.
+        let mut plain = spec;
+        plain.health_check = None;
+        let json = MasterMessage::Launch(Box::new(plain)).to_json();
+        assert!(!json.contains("health_check"), "{json}");
+        let old = r#"{"type":"status","task_id":"t","framework_id":"f","state":"TASK_RUNNING","uuid":"u","timestamp":1.0}"#;
+        let AgentMessage::Status(old) = AgentMessage::from_json(old).expect("decodes") else {
+            panic!("a status")
+        };
+        assert_eq!(old.healthy, None);
     }
 
     #[test]

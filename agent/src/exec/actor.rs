@@ -1,12 +1,14 @@
 //! The executor actor: owns the task table, applies master messages and monitor events,
-//! checkpoints every change and sends status updates on the current connection, if any.
+//! checkpoints every change and sends status updates on the current connection, if any. It
+//! also starts each running task's health check loop and stops it when the task is killed
+//! or ends.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use proto::exec::{AgentMessage, MasterMessage, StatusUpdate, TaskKind, TaskSpec, TaskState};
 use tokio::{
     sync::mpsc::{self, error::TrySendError},
-    task::JoinSet,
+    task::{AbortHandle, JoinSet},
 };
 use tracing::{debug, info, warn};
 
@@ -15,7 +17,8 @@ use super::{
     cgroups::Cgroups,
     checkpoint::Checkpoints,
     docker::ContainerTask,
-    monitor::{self, Event, EventKind, Reporter},
+    health,
+    monitor::{self, Event, EventKind, Health, Reporter},
     naming, process,
     sandbox::{self, command_line, environment, sandbox_dir},
     status::{self, Change, Ended, REASON_RECONCILIATION, Stamp},
@@ -38,6 +41,8 @@ pub(super) struct Actor {
     out: Option<mpsc::Sender<AgentMessage>>,
     events: mpsc::UnboundedSender<Event>,
     pub(super) monitors: JoinSet<()>,
+    /// The health check loops, by task.
+    checks: HashMap<String, AbortHandle>,
 }
 
 pub(super) async fn run(config: ExecConfig, mut inputs: mpsc::Receiver<Input>) {
@@ -52,6 +57,7 @@ pub(super) async fn run(config: ExecConfig, mut inputs: mpsc::Receiver<Input>) {
         out: None,
         events,
         monitors: JoinSet::new(),
+        checks: HashMap::new(),
     };
     info!(scope = actor.scope, cgroups = ?actor.cgroups, work_dir = %actor.config.work_dir.display(), resources = ?actor.config.resources, "executor starting");
     actor.recover().await;
@@ -124,6 +130,7 @@ impl Actor {
         if let Some(update) = self.table.transition(task_id, change, Stamp::now()) {
             self.checkpoint(task_id);
             if update.state.is_terminal() {
+                self.stop_checks(task_id);
                 let (state, reason, message) = (
                     update.state.as_str(),
                     update.reason.as_deref(),
@@ -149,7 +156,10 @@ impl Actor {
             TaskKind::Command(_) => "command",
             TaskKind::Docker(_) => "container",
         };
-        let change = status::terminal(ended, record.killing, what);
+        let change = match record.killed_unhealthy {
+            Some(failures) if record.killing => status::killed_unhealthy(failures),
+            _ => status::terminal(ended, record.killing, what),
+        };
         self.change(task_id, change);
     }
 
@@ -231,9 +241,78 @@ impl Actor {
                 if killing {
                     let grace = self.table.get(&task_id).map_or(0, |r| r.spec.kill_grace_ms);
                     self.start_kill(&task_id, grace);
+                } else {
+                    self.start_checks(&task_id);
                 }
             }
             EventKind::Ended(ended) => self.finish(&task_id, &ended),
+            EventKind::Health(health) => self.health(&task_id, health),
+        }
+    }
+
+    /// Starts the health check loop of a running task that has a check, unless it runs.
+    /// A re-adopted task goes on from the health it last reported.
+    pub(super) fn start_checks(&mut self, task_id: &str) {
+        let Some(record) = self.table.get(task_id) else {
+            return;
+        };
+        let Some(check) = &record.spec.health_check else {
+            return;
+        };
+        if record.killing || record.is_terminal() || self.checks.contains_key(task_id) {
+            return;
+        }
+        let sandbox = sandbox_dir(&self.config.work_dir, &record.spec);
+        let hostname = &self.config.hostname;
+        let probe = health::probe(
+            &record.spec,
+            &check.kind,
+            &record.runtime,
+            &sandbox,
+            hostname,
+        );
+        let Some(probe) = probe else {
+            return warn!(task_id, "cannot check this task's health");
+        };
+        let reported = record.status.healthy;
+        let watch = health::watch(self.reporter(task_id), probe, check.clone(), reported);
+        debug!(task_id, ?reported, "health checks start");
+        let handle = self.monitors.spawn(watch);
+        self.checks.insert(task_id.to_owned(), handle);
+    }
+
+    fn stop_checks(&mut self, task_id: &str) {
+        if let Some(handle) = self.checks.remove(task_id) {
+            handle.abort();
+        }
+    }
+
+    /// What a health check loop decided, for a task that still runs and is not being killed
+    /// (a decision that crossed a kill or the end is dropped).
+    fn health(&mut self, task_id: &str, health: Health) {
+        let Some(record) = self.table.get_mut(task_id) else {
+            return;
+        };
+        if record.killing || record.status.state != TaskState::TaskRunning {
+            return;
+        }
+        match health {
+            Health::Changed(healthy) => {
+                info!(task_id, healthy, "task health changed");
+                self.change(task_id, status::health_changed(healthy));
+            }
+            Health::Failed(failures) => {
+                warn!(
+                    task_id,
+                    failures, "task failed its health check; killing it"
+                );
+                record.killing = true;
+                record.killed_unhealthy = Some(failures);
+                let grace = record.spec.kill_grace_ms;
+                self.checks.remove(task_id);
+                self.checkpoint(task_id);
+                self.start_kill(task_id, grace);
+            }
         }
     }
 
@@ -367,6 +446,7 @@ impl Actor {
         let grace = grace_ms.unwrap_or(record.spec.kill_grace_ms);
         record.killing = true;
         info!(task_id, grace_ms = grace, "killing a task");
+        self.stop_checks(task_id);
         self.checkpoint(task_id);
         self.start_kill(task_id, grace);
     }

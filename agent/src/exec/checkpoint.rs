@@ -92,6 +92,7 @@ mod tests {
             resources: ResourceSpec::default(),
             kill_grace_ms: 5,
             labels: Default::default(),
+            health_check: None,
         };
         let status = Change::new(TaskState::TaskRunning).for_task(&spec, Stamp::now());
         let record = TaskRecord {
@@ -103,6 +104,7 @@ mod tests {
             status,
             acked: false,
             killing: true,
+            killed_unhealthy: Some(3),
         };
         checkpoints.store(&record).expect("stored");
         checkpoints.store(&record).expect("stored again");

@@ -287,6 +287,7 @@ mod tests {
             },
             kill_grace_ms: 0,
             labels: BTreeMap::new(),
+            health_check: None,
         };
         let task = ContainerTask {
             spec,

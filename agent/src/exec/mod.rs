@@ -7,7 +7,9 @@
 //! [`Executor::deliver`] passes a master message in. Behind it an actor task owns the task
 //! table ([`table`], pure), checkpoints every change ([`checkpoint`]) and drives the shells:
 //! [`process`] (command tasks under a wrapper that records the exit code, in [`cgroups`]) and
-//! [`docker`]. Tasks never depend on the link: they run while it is down, and their latest
+//! [`docker`]. Tasks with a health check are checked next to them ([`health`], [`probe`]):
+//! changes of health are TASK_RUNNING updates, and too many failures in a row kill the task.
+//! Tasks never depend on the link: they run while it is down, and their latest
 //! unacknowledged updates wait in the table, resent every 10 s and after each registration.
 //! A restarted agent re-adopts its tasks from the checkpoints ([`recovery`]).
 
@@ -15,8 +17,10 @@ mod actor;
 pub mod cgroups;
 pub mod checkpoint;
 pub mod docker;
+pub mod health;
 mod monitor;
 pub mod naming;
+pub mod probe;
 pub mod process;
 mod recovery;
 pub mod resources;

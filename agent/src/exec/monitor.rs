@@ -1,6 +1,6 @@
 //! The tasks that watch running tasks and report how they end, and the ones that kill them.
-//! They never touch the table: they send [`Event`]s to the actor, the only writer of the
-//! table and the checkpoints.
+//! They (and the health check loops of [`health`](super::health)) never touch the table:
+//! they send [`Event`]s to the actor, the only writer of the table and the checkpoints.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -18,12 +18,22 @@ use super::{
 /// Time to wait for a Docker engine when re-adopting containers after a restart.
 const ENGINE_PATIENCE: Duration = Duration::from_secs(60);
 
+/// What a task's health check loop decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// The task's health changed (or was found for the first time).
+    Changed(bool),
+    /// The task failed this many checks in a row, enough to kill it.
+    Failed(u32),
+}
+
 /// What a monitor saw.
 #[derive(Debug)]
 pub enum EventKind {
     /// The task runs, here.
     Started(Runtime),
     Ended(Ended),
+    Health(Health),
 }
 
 #[derive(Debug)]
@@ -49,6 +59,10 @@ impl Reporter {
 
     fn ended(&self, ended: Ended) {
         self.send(EventKind::Ended(ended));
+    }
+
+    pub(super) fn health(&self, health: Health) {
+        self.send(EventKind::Health(health));
     }
 }
 

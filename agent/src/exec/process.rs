@@ -26,7 +26,9 @@ code=$?
 printf '%s\n' "$code" > exit_status.tmp && /bin/mv -f exit_status.tmp exit_status
 exit "$code""#;
 const EXIT_FILE: &str = "exit_status";
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The `PATH` of tasks (and of their command health checks).
+pub(super) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// How often a re-adopted task (not the agent's child) is checked.
 const ADOPTED_POLL: Duration = Duration::from_millis(500);
 const KILL_POLL: Duration = Duration::from_millis(100);

@@ -1,6 +1,6 @@
 //! Start-up recovery from the checkpoints of an earlier run. A live task is re-adopted: a
 //! wrapper with the recorded pid and start time is polled (it is no longer the agent's
-//! child), a container is found again by name and watched. A task that ended meanwhile gets
+//! child), a container is found again by name and watched; its health checks resume. A task that ended meanwhile gets
 //! its terminal update from the `exit_status` its wrapper wrote, or from the stopped
 //! container; one that left nothing behind is TASK_FAILED (`REASON_EXECUTOR_TERMINATED`).
 //! Terminal tasks whose last update was acknowledged are forgotten; the others wait for
@@ -41,6 +41,8 @@ impl Actor {
                         self.monitors.spawn(watch);
                         if killing {
                             self.start_kill(&task_id, spec.kill_grace_ms);
+                        } else {
+                            self.start_checks(&task_id);
                         }
                     } else {
                         let ended = process::conclude(&sandbox, cgroup, None).await;

@@ -1,14 +1,15 @@
 //! What a task is given before it runs: its sandbox directory
 //! (`<work-dir>/sandboxes/<framework>/<task>/`), its environment (the spec's plus
 //! `MESOS_SANDBOX`, `MESOS_TASK_ID`, `MESOS_FRAMEWORK_ID`, `HOST`, `PORTS`, `PORT`,
-//! `PORT0..n`), the command line of a command task, and the check that a spec can run.
+//! `PORT0..n`), the command line of a command task, and the check that a spec (with its
+//! health check) can run.
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
 };
 
-use proto::exec::{CommandSpec, TaskKind, TaskSpec};
+use proto::exec::{CommandSpec, HealthCheckKind, HealthCheckSpec, TaskKind, TaskSpec};
 
 use super::naming::file_name;
 
@@ -78,12 +79,38 @@ pub fn invalid(spec: &TaskSpec) -> Option<String> {
     if scalars.clone().any(|v| !v.is_finite() || *v < 0.0) {
         return Some("resources must be finite and not negative".into());
     }
-    match &spec.kind {
+    let kind = match &spec.kind {
         TaskKind::Command(command) => command_line(command).err(),
         TaskKind::Docker(docker) if docker.image.trim().is_empty() => {
             Some("a docker task needs an image".into())
         }
         TaskKind::Docker(docker) => docker.command.as_ref().and_then(|c| command_line(c).err()),
+    };
+    kind.or_else(|| spec.health_check.as_ref().and_then(invalid_check))
+}
+
+/// Why a health check cannot run, if it cannot.
+fn invalid_check(check: &HealthCheckSpec) -> Option<String> {
+    let times = [
+        check.delay_seconds,
+        check.interval_seconds,
+        check.timeout_seconds,
+        check.grace_period_seconds,
+    ];
+    if times.iter().any(|t| !t.is_finite() || *t < 0.0) {
+        return Some("health check times must be finite and not negative".into());
+    }
+    match &check.kind {
+        HealthCheckKind::Http { scheme, .. } if scheme != "http" => Some(format!(
+            "health check scheme {scheme} is not supported (use http)"
+        )),
+        HealthCheckKind::Http { port: 0, .. } | HealthCheckKind::Tcp { port: 0 } => {
+            Some("a health check needs a port".into())
+        }
+        HealthCheckKind::Command(command) => command_line(command)
+            .err()
+            .map(|why| format!("health check: {why}")),
+        HealthCheckKind::Http { .. } | HealthCheckKind::Tcp { .. } => None,
     }
 }
 
@@ -105,6 +132,7 @@ mod tests {
             },
             kill_grace_ms: 0,
             labels: BTreeMap::new(),
+            health_check: None,
         }
     }
 
@@ -149,6 +177,25 @@ mod tests {
         };
         assert_eq!(command_line(&args_only).expect("valid"), ["sleep", "1"]);
         assert!(invalid(&spec(CommandSpec::default())).is_some());
-        assert!(invalid(&spec(shell)).is_none());
+        assert!(invalid(&spec(shell.clone())).is_none());
+        let mut checked = spec(shell);
+        let check = HealthCheckSpec::new(HealthCheckKind::Tcp { port: 31000 });
+        checked.health_check = Some(check.clone());
+        assert!(invalid(&checked).is_none());
+        checked.health_check = Some(HealthCheckSpec {
+            interval_seconds: f64::NAN,
+            ..check
+        });
+        assert!(invalid(&checked).is_some_and(|why| why.contains("health check times")));
+        let https = HealthCheckKind::Http {
+            port: 1,
+            path: "/".into(),
+            scheme: "https".into(),
+        };
+        checked.health_check = Some(HealthCheckSpec::new(https));
+        assert!(invalid(&checked).is_some_and(|why| why.contains("https")));
+        let empty = HealthCheckKind::Command(CommandSpec::default());
+        checked.health_check = Some(HealthCheckSpec::new(empty));
+        assert!(invalid(&checked).is_some_and(|why| why.starts_with("health check:")));
     }
 }

@@ -11,6 +11,8 @@ pub const REASON_CONTAINER_LAUNCH_FAILED: &str = "REASON_CONTAINER_LAUNCH_FAILED
 pub const REASON_CONTAINER_LIMITATION_MEMORY: &str = "REASON_CONTAINER_LIMITATION_MEMORY";
 pub const REASON_EXECUTOR_TERMINATED: &str = "REASON_EXECUTOR_TERMINATED";
 pub const REASON_COMMAND_EXECUTOR_FAILED: &str = "REASON_COMMAND_EXECUTOR_FAILED";
+/// A TASK_RUNNING update sent because the task's health changed.
+pub const REASON_TASK_HEALTH_CHECK_STATUS_UPDATED: &str = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED";
 
 /// A state change to report, before it gets its uuid and time.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +20,7 @@ pub struct Change {
     pub state: TaskState,
     pub reason: Option<&'static str>,
     pub message: Option<String>,
+    pub healthy: Option<bool>,
 }
 
 impl Change {
@@ -26,7 +29,13 @@ impl Change {
             state,
             reason: None,
             message: None,
+            healthy: None,
         }
+    }
+
+    pub fn healthy(mut self, healthy: bool) -> Self {
+        self.healthy = Some(healthy);
+        self
     }
 
     pub fn reason(mut self, reason: &'static str) -> Self {
@@ -56,6 +65,7 @@ impl Change {
             uuid: stamp.uuid,
             timestamp: stamp.timestamp,
             host_ports,
+            healthy: self.healthy,
         }
     }
 
@@ -148,6 +158,25 @@ pub fn terminal(ended: &Ended, killing: bool, what: &str) -> Change {
     }
 }
 
+/// The health of a running task changed (Mesos's executors send these as TASK_RUNNING).
+pub fn health_changed(healthy: bool) -> Change {
+    Change::new(TaskState::TaskRunning)
+        .reason(REASON_TASK_HEALTH_CHECK_STATUS_UPDATED)
+        .healthy(healthy)
+}
+
+/// The terminal change of a task the agent killed after `failures` failed health checks in
+/// a row. Like Mesos's command and Docker executors, it is TASK_KILLED with `healthy` false
+/// and no reason (Mesos has none for this case).
+pub fn killed_unhealthy(failures: u32) -> Change {
+    let times = if failures == 1 { "time" } else { "times" };
+    Change::new(TaskState::TaskKilled)
+        .healthy(false)
+        .message(format!(
+            "killed by the agent: the health check failed {failures} {times} in a row"
+        ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +222,29 @@ mod tests {
                 .expect("message")
                 .contains("agent was down")
         );
+    }
+
+    #[test]
+    fn health_changes_carry_the_health() {
+        let update = health_changed(false).update("t", "f", Stamp::now(), vec![]);
+        assert_eq!(update.state, TaskState::TaskRunning);
+        assert_eq!(update.healthy, Some(false));
+        assert_eq!(
+            update.reason.as_deref(),
+            Some(REASON_TASK_HEALTH_CHECK_STATUS_UPDATED)
+        );
+        let killed = killed_unhealthy(3);
+        assert_eq!(
+            (killed.state, killed.healthy, killed.reason),
+            (TaskState::TaskKilled, Some(false), None)
+        );
+        assert!(
+            killed
+                .message
+                .expect("message")
+                .contains("failed 3 times in a row")
+        );
+        assert_eq!(Change::new(TaskState::TaskRunning).healthy, None);
     }
 
     #[test]

@@ -33,8 +33,12 @@ pub struct TaskRecord {
     pub status: StatusUpdate,
     /// Whether `status` was acknowledged.
     pub acked: bool,
-    /// Whether the framework asked to kill the task.
+    /// Whether the task is being killed (the framework asked, or it failed its health check).
     pub killing: bool,
+    /// When the agent killed the task for failing its health check: how many checks in a
+    /// row it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub killed_unhealthy: Option<u32>,
 }
 
 impl TaskRecord {
@@ -99,6 +103,7 @@ impl Table {
                 status,
                 acked: false,
                 killing: false,
+                killed_unhealthy: None,
             },
         );
         &self.tasks[&id]
@@ -203,6 +208,7 @@ mod tests {
             },
             kill_grace_ms: 1000,
             labels: BTreeMap::new(),
+            health_check: None,
         }
     }
 

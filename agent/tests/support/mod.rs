@@ -156,6 +156,7 @@ pub fn shell_task(task_id: &str, script: &str) -> TaskSpec {
         resources: parse_resources("cpus:0.5;mem:64;ports:[31000-31001]").expect("resources"),
         kill_grace_ms: 1000,
         labels: Default::default(),
+        health_check: None,
     }
 }
 

@@ -120,6 +120,9 @@ pub fn status_json(update: &StatusUpdate, agent_id: &str, source: &str) -> Value
     if let Some(message) = &update.message {
         status["message"] = json!(message);
     }
+    if let Some(healthy) = update.healthy {
+        status["healthy"] = Value::Bool(healthy);
+    }
     status
 }
 

@@ -1,11 +1,12 @@
 //! Mesos `TaskInfo` JSON into the agent's [`TaskSpec`]: command or Docker container, env,
-//! volumes, port mappings, kill grace period, labels. Errors name the field at fault and
-//! become TASK_ERROR updates.
+//! volumes, port mappings, kill grace period, labels, health check. Errors name the field at
+//! fault and become TASK_ERROR updates.
 
 use std::collections::BTreeMap;
 
 use proto::exec::{
-    CommandSpec, DockerNetwork, DockerSpec, PortMapping, TaskKind, TaskSpec, Volume,
+    CommandSpec, DockerNetwork, DockerSpec, HealthCheckKind, HealthCheckSpec, PortMapping,
+    TaskKind, TaskSpec, Volume,
 };
 use scheduler::pools::Allotment;
 use serde_json::Value;
@@ -55,6 +56,114 @@ fn command(v: &Value) -> CommandSpec {
             .collect(),
         env: env(&v["environment"]),
     }
+}
+
+/// A port field of a health check (`health_check.http.port`), 1 to 65535.
+fn check_port(v: &Value, field: &str) -> Result<u16, String> {
+    let port = v.as_u64().ok_or_else(|| format!("{field} is missing"))?;
+    u16::try_from(port)
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("{field} {port} is not a port (1 to 65535)"))
+}
+
+/// A duration field of a health check in seconds: absent is `default`, otherwise a finite,
+/// non-negative number.
+fn check_seconds(check: &Value, name: &str, default: f64) -> Result<f64, String> {
+    match &check[name] {
+        Value::Null => Ok(default),
+        v => v
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| {
+                format!("health_check.{name} must be a number of seconds, not negative")
+            }),
+    }
+}
+
+/// Mesos `HealthCheck` JSON, with Mesos's defaults for what is absent. Without `type`, the
+/// one of `http`, `tcp` and `command` that is given says it.
+fn health_check(check: &Value) -> Result<HealthCheckSpec, String> {
+    let given: Vec<&str> = ["http", "tcp", "command"]
+        .into_iter()
+        .filter(|k| check[*k].is_object())
+        .collect();
+    let kind = match (check["type"].as_str(), given.as_slice()) {
+        (Some(kind), _) => kind.to_owned(),
+        (None, [one]) => one.to_ascii_uppercase(),
+        (None, _) => return Err("health_check.type is missing".into()),
+    };
+    let kind = match kind.as_str() {
+        "HTTP" => {
+            let http = &check["http"];
+            let port = check_port(&http["port"], "health_check.http.port")?;
+            let path = http["path"].as_str().unwrap_or("/");
+            if !path.starts_with('/') {
+                return Err(format!("health_check.http.path {path} must start with /"));
+            }
+            let scheme = http["scheme"].as_str().unwrap_or("http");
+            if scheme != "http" {
+                return Err(format!(
+                    "health_check.http.scheme {scheme} is not supported (use http)"
+                ));
+            }
+            HealthCheckKind::Http {
+                port,
+                path: path.to_owned(),
+                scheme: scheme.to_owned(),
+            }
+        }
+        "TCP" => HealthCheckKind::Tcp {
+            port: check_port(&check["tcp"]["port"], "health_check.tcp.port")?,
+        },
+        "COMMAND" => {
+            let cmd = check
+                .get("command")
+                .filter(|c| c.is_object())
+                .map(command)
+                .ok_or("health_check.command is missing")?;
+            if cmd.value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                return Err("health_check.command.value is missing".into());
+            }
+            HealthCheckKind::Command(cmd)
+        }
+        other => {
+            return Err(format!(
+                "health_check.type {other} is not supported (use HTTP, TCP or COMMAND)"
+            ));
+        }
+    };
+    let consecutive_failures = match &check["consecutive_failures"] {
+        Value::Null => HealthCheckSpec::DEFAULT_CONSECUTIVE_FAILURES,
+        v => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or("health_check.consecutive_failures must be a whole number, not negative")?,
+    };
+    Ok(HealthCheckSpec {
+        kind,
+        delay_seconds: check_seconds(
+            check,
+            "delay_seconds",
+            HealthCheckSpec::DEFAULT_DELAY_SECONDS,
+        )?,
+        interval_seconds: check_seconds(
+            check,
+            "interval_seconds",
+            HealthCheckSpec::DEFAULT_INTERVAL_SECONDS,
+        )?,
+        timeout_seconds: check_seconds(
+            check,
+            "timeout_seconds",
+            HealthCheckSpec::DEFAULT_TIMEOUT_SECONDS,
+        )?,
+        consecutive_failures,
+        grace_period_seconds: check_seconds(
+            check,
+            "grace_period_seconds",
+            HealthCheckSpec::DEFAULT_GRACE_PERIOD_SECONDS,
+        )?,
+    })
 }
 
 /// Parses one `TaskInfo` of framework `framework_id`.
@@ -167,6 +276,11 @@ pub fn parse(info: &Value, framework_id: &str) -> Result<ParsedTask, String> {
             ))
         })
         .collect();
+    let health_check = match &info["health_check"] {
+        Value::Null => None,
+        check if check.is_object() => Some(health_check(check)?),
+        _ => return Err("health_check must be an object".into()),
+    };
     Ok(ParsedTask {
         spec: TaskSpec {
             task_id: task_id.to_owned(),
@@ -176,6 +290,7 @@ pub fn parse(info: &Value, framework_id: &str) -> Result<ParsedTask, String> {
             resources: resources::to_spec(&allotment),
             kill_grace_ms,
             labels,
+            health_check,
         },
         agent_id: agent_id.to_owned(),
         resources_json: resources::to_json(&allotment, None),
@@ -231,5 +346,137 @@ mod tests {
             "container": { "type": "DOCKER", "docker": { "image": "x", "port_mappings": [{ "host_port": 40000, "container_port": 1 }] } } }),
         );
         assert!(e.contains("not in the task's ports"), "{e}");
+    }
+
+    fn with_check(check: Value) -> Result<ParsedTask, String> {
+        parse(
+            &json!({
+                "task_id": { "value": "t" }, "agent_id": { "value": "a" }, "resources": cpus(),
+                "command": { "value": "sleep 60" }, "health_check": check
+            }),
+            "f",
+        )
+    }
+
+    fn check_of(check: Value) -> HealthCheckSpec {
+        let task = with_check(check).expect("valid");
+        task.spec.health_check.expect("a health check")
+    }
+
+    #[test]
+    fn health_checks_parse_with_mesos_defaults() {
+        let http = check_of(json!({ "type": "HTTP", "http": { "port": 31000 } }));
+        assert_eq!(
+            http.kind,
+            HealthCheckKind::Http {
+                port: 31000,
+                path: "/".into(),
+                scheme: "http".into()
+            }
+        );
+        assert_eq!(
+            (
+                http.delay_seconds,
+                http.interval_seconds,
+                http.timeout_seconds
+            ),
+            (15.0, 10.0, 20.0)
+        );
+        assert_eq!(http.consecutive_failures, 3);
+        assert_eq!(http.grace_period_seconds, 10.0);
+        let tcp = check_of(json!({
+            "type": "TCP", "tcp": { "port": 8080 }, "delay_seconds": 0.5, "interval_seconds": 0.25,
+            "timeout_seconds": 1, "consecutive_failures": 5, "grace_period_seconds": 0
+        }));
+        assert_eq!(tcp.kind, HealthCheckKind::Tcp { port: 8080 });
+        assert_eq!(
+            (tcp.delay_seconds, tcp.interval_seconds, tcp.timeout_seconds),
+            (0.5, 0.25, 1.0)
+        );
+        assert_eq!(
+            (tcp.consecutive_failures, tcp.grace_period_seconds),
+            (5, 0.0)
+        );
+        let command = check_of(json!({
+            "type": "COMMAND",
+            "command": { "value": "test -f ready", "environment": { "variables": [{ "name": "A", "value": "1" }] } },
+            "http": { "port": 1 }
+        }));
+        let HealthCheckKind::Command(cmd) = &command.kind else {
+            panic!("a command check: {command:?}")
+        };
+        assert!(cmd.shell);
+        assert_eq!(cmd.value.as_deref(), Some("test -f ready"));
+        assert_eq!(cmd.env["A"], "1");
+        // Without a type, the one check given says it (Mesos before 1.2).
+        let untyped = check_of(json!({ "http": { "port": 80, "path": "/ping" } }));
+        assert!(matches!(untyped.kind, HealthCheckKind::Http { ref path, .. } if path == "/ping"));
+        let none = with_check(Value::Null).expect("valid");
+        assert_eq!(none.spec.health_check, None);
+    }
+
+    #[test]
+    fn malformed_health_checks_name_the_field() {
+        let cases = [
+            (
+                json!({ "type": "HTTP" }),
+                "health_check.http.port is missing",
+            ),
+            (
+                json!({ "type": "HTTP", "http": { "port": 70000 } }),
+                "health_check.http.port 70000",
+            ),
+            (
+                json!({ "type": "HTTP", "http": { "port": 80, "path": "x" } }),
+                "health_check.http.path",
+            ),
+            (
+                json!({ "type": "HTTP", "http": { "port": 80, "scheme": "https" } }),
+                "health_check.http.scheme https",
+            ),
+            (
+                json!({ "type": "TCP", "tcp": {} }),
+                "health_check.tcp.port is missing",
+            ),
+            (
+                json!({ "type": "TCP", "tcp": { "port": 0 } }),
+                "health_check.tcp.port 0",
+            ),
+            (
+                json!({ "type": "COMMAND" }),
+                "health_check.command is missing",
+            ),
+            (
+                json!({ "type": "COMMAND", "command": { "value": " " } }),
+                "health_check.command.value",
+            ),
+            (json!({ "type": "GRPC" }), "health_check.type GRPC"),
+            (json!({}), "health_check.type is missing"),
+            (
+                json!({ "type": "TCP", "tcp": { "port": 1 }, "interval_seconds": -1 }),
+                "health_check.interval_seconds",
+            ),
+            (
+                json!({ "type": "TCP", "tcp": { "port": 1 }, "delay_seconds": "5" }),
+                "health_check.delay_seconds",
+            ),
+            (
+                json!({ "type": "TCP", "tcp": { "port": 1 }, "timeout_seconds": -0.5 }),
+                "health_check.timeout_seconds",
+            ),
+            (
+                json!({ "type": "TCP", "tcp": { "port": 1 }, "grace_period_seconds": -2 }),
+                "health_check.grace_period_seconds",
+            ),
+            (
+                json!({ "type": "TCP", "tcp": { "port": 1 }, "consecutive_failures": 1.5 }),
+                "health_check.consecutive_failures",
+            ),
+            (json!("TCP"), "health_check must be an object"),
+        ];
+        for (check, wanted) in cases {
+            let err = with_check(check.clone()).expect_err("invalid");
+            assert!(err.contains(wanted), "{check}: {err}");
+        }
     }
 }

@@ -195,6 +195,7 @@ impl Core {
                     uuid: String::new(),
                     timestamp: now as f64 / 1000.0,
                     host_ports: Vec::new(),
+                    healthy: None,
                 };
                 self.apply_status(&agent_id, update, "SOURCE_MASTER");
             }

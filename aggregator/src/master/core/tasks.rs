@@ -46,6 +46,7 @@ impl Core {
             uuid: String::new(),
             timestamp: now as f64 / 1000.0,
             host_ports: Vec::new(),
+            healthy: None,
         };
         self.emit(
             framework,
@@ -183,6 +184,7 @@ impl Core {
                 uuid: String::new(),
                 timestamp: now as f64 / 1000.0,
                 host_ports: Vec::new(),
+                healthy: None,
             };
             let role = self
                 .frameworks
