@@ -6,9 +6,11 @@
 //! - [`ingest`]: the QUIC endpoint (enrollment and reports, mutual TLS).
 //! - [`pki`], [`tokens`]: the certificate authority and join tokens in the data directory.
 //! - [`master`]: the Mesos-style master and its HTTP APIs.
+//! - [`apps`]: the Marathon-compatible app service, a framework of the master.
 //! - [`http`]: the REST and WebSocket API.
 //! - [`state`], [`metrics`]: what the tasks share.
 
+pub mod apps;
 pub mod http;
 pub mod ingest;
 pub mod master;

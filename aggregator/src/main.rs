@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use aggregator::{
-    http, ingest,
+    apps, http, ingest,
     master::{self, Master, MasterConfig},
     pki::Pki,
     state::{self, Shared},
@@ -199,7 +199,10 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
             tokio::time::sleep_until(started + pause).await;
         }
     });
-    let app = http::router(shared).merge(master::operator_api::router(master.clone()));
+    let apps = apps::service::AppService::start(master.clone());
+    let app = http::router(shared)
+        .merge(master::operator_api::router(master.clone()))
+        .merge(apps::api::router(apps));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

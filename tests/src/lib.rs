@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod docker;
 pub mod framework;
 pub mod load;
+pub mod marathon;
 pub mod netns;
 pub mod peer;
 pub mod rogue;

@@ -94,6 +94,31 @@ pub struct ExecutorCounts {
     pub killed: u64,
 }
 
+/// Tasks alive across all simulated executors, and the most ever alive at once.
+#[derive(Debug, Default)]
+pub struct Tally {
+    live: std::sync::atomic::AtomicI64,
+    peak: std::sync::atomic::AtomicI64,
+}
+
+impl Tally {
+    fn add(&self, delta: i64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.live.fetch_add(delta, SeqCst) + delta;
+        self.peak.fetch_max(now, SeqCst);
+    }
+
+    /// Tasks alive now.
+    pub fn live(&self) -> i64 {
+        self.live.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The most tasks ever alive at once.
+    pub fn peak(&self) -> i64 {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Sends `messages` in one write.
 async fn send(control: &mut SendStream, messages: &[AgentMessage]) -> Result<(), String> {
     let mut out = Vec::new();
@@ -124,14 +149,16 @@ fn update(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64()),
         host_ports: Vec::new(),
+        healthy: None,
     })
 }
 
 /// Registers `offering` on a joined connection and serves the master's messages until
-/// `until` or until the connection ends.
+/// `until` or until the connection ends; launches and kills are counted in `tally`.
 pub async fn serve(
     joined: Joined,
     offering: Offering,
+    tally: std::sync::Arc<Tally>,
     until: Instant,
 ) -> Result<ExecutorCounts, String> {
     let Joined {
@@ -163,6 +190,7 @@ pub async fn serve(
         match MasterMessage::from_json(&json).map_err(|e| e.to_string())? {
             MasterMessage::Launch(spec) => {
                 counts.launched += 1;
+                tally.add(1);
                 frameworks.insert(spec.task_id.clone(), spec.framework_id.clone());
                 let updates = [TaskState::TaskStarting, TaskState::TaskRunning]
                     .map(|state| update(&spec.task_id, &spec.framework_id, state, None));
@@ -170,6 +198,7 @@ pub async fn serve(
             }
             MasterMessage::Kill { task_id, .. } => {
                 counts.killed += 1;
+                tally.add(-1);
                 let framework = frameworks.remove(&task_id).unwrap_or_default();
                 let killed = update(&task_id, &framework, TaskState::TaskKilled, None);
                 send(&mut control, &[killed]).await?;
@@ -183,4 +212,59 @@ pub async fn serve(
     connection.close(0u32.into(), b"done");
     tokio::time::sleep(Duration::from_millis(10)).await;
     Ok(counts)
+}
+
+/// Many simulated agents of one size.
+#[derive(Debug, Clone, Copy)]
+pub struct Fleet {
+    pub agents: usize,
+    pub cpus: f64,
+    pub mem_mb: f64,
+}
+
+impl Fleet {
+    /// Joins the agents to the aggregator at `quic` with `token` (4 ms apart, so enrollment
+    /// does not time out handshakes) and serves them on `runtime` for an hour; returns
+    /// their failures as they happen.
+    pub fn start(
+        self,
+        runtime: &tokio::runtime::Runtime,
+        quic: SocketAddr,
+        token: &str,
+        tally: std::sync::Arc<Tally>,
+    ) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+        use futures_util::{StreamExt as _, stream};
+        let token: JoinToken = token.parse().expect("a join token");
+        let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let endpoints: Vec<Endpoint> = (0..8)
+            .map(|_| {
+                runtime.block_on(async {
+                    Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint")
+                })
+            })
+            .collect();
+        let until = Instant::now() + Duration::from_secs(3_600);
+        let sink = failures.clone();
+        runtime.spawn(async move {
+            stream::iter(0..self.agents)
+                .for_each_concurrent(Some(self.agents), |i| {
+                    let endpoint = endpoints[i % endpoints.len()].clone();
+                    let (token, failures, tally) = (token.clone(), sink.clone(), tally.clone());
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(i as u64 * 4)).await;
+                        let offering =
+                            Offering::sized(format!("node-{i:05}"), self.cpus, self.mem_mb);
+                        let result = match join(&endpoint, quic, &token, &offering.hostname).await {
+                            Ok(joined) => serve(joined, offering, tally, until).await.map(drop),
+                            Err(err) => Err(err),
+                        };
+                        if let (Err(err), Ok(mut f)) = (result, failures.lock()) {
+                            f.push(err);
+                        }
+                    }
+                })
+                .await;
+        });
+        failures
+    }
 }

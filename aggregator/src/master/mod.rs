@@ -51,6 +51,8 @@ pub struct Master {
     core: Mutex<Core>,
     wake: Notify,
     store: Store,
+    /// The app service's records read at start, until it takes them.
+    recovered_apps: Mutex<Vec<serde_json::Value>>,
     /// Flags shown by GET_FLAGS.
     pub flags: Vec<(String, String)>,
 }
@@ -63,7 +65,7 @@ impl Master {
         http: SocketAddr,
     ) -> Result<Arc<Self>, store::StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| store::StoreError::Read(e.into()))?;
-        let (store, recovered) =
+        let (store, mut recovered) =
             Store::open::<FrameworkRecord, AgentRecord, TaskRecord>(&data_dir.join("master.redb"))?;
         let master_id = recovered.master_id.clone().unwrap_or_else(|| {
             let id = format!("{:016x}", rand::random::<u64>());
@@ -106,6 +108,7 @@ impl Master {
             ("registry".to_owned(), "redb".to_owned()),
             ("work_dir".to_owned(), data_dir.display().to_string()),
         ];
+        let recovered_apps = Mutex::new(std::mem::take(&mut recovered.apps));
         let core = Core::new(
             config,
             master_id,
@@ -118,6 +121,7 @@ impl Master {
             core: Mutex::new(core),
             wake: Notify::new(),
             store,
+            recovered_apps,
             flags,
         }))
     }
@@ -132,6 +136,21 @@ impl Master {
     /// Asks for an allocation cycle soon.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// The durable store, for services hosted beside the master (the app service).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The app records read at start; empty after the first call.
+    pub fn take_recovered_apps(&self) -> Vec<serde_json::Value> {
+        std::mem::take(
+            &mut *self
+                .recovered_apps
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Waits until every state change so far is on disk.

@@ -20,6 +20,7 @@ const FRAMEWORKS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("frame
 const AGENTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("agents");
 const TASKS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("tasks");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const APPS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("apps");
 
 /// Most operations committed in one transaction.
 const MAX_BATCH: usize = 10_000;
@@ -31,6 +32,8 @@ pub enum Table {
     Agents,
     Tasks,
     Meta,
+    /// The app service's apps (records it owns; the master only keeps them).
+    Apps,
 }
 
 impl Table {
@@ -40,6 +43,7 @@ impl Table {
             Self::Agents => AGENTS,
             Self::Tasks => TASKS,
             Self::Meta => META,
+            Self::Apps => APPS,
         }
     }
 }
@@ -100,6 +104,7 @@ pub struct Recovered<F, A, T> {
     pub frameworks: Vec<F>,
     pub agents: Vec<A>,
     pub tasks: Vec<T>,
+    pub apps: Vec<serde_json::Value>,
 }
 
 fn read_all<R: DeserializeOwned>(db: &Database, table: Table) -> Result<Vec<R>, StoreError> {
@@ -144,6 +149,7 @@ impl Store {
             frameworks: read_all(&db, Table::Frameworks)?,
             agents: read_all(&db, Table::Agents)?,
             tasks: read_all(&db, Table::Tasks)?,
+            apps: read_all(&db, Table::Apps)?,
         };
         let (ops, rx) = mpsc::channel();
         std::thread::Builder::new()

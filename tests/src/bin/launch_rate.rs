@@ -18,17 +18,14 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use futures_util::{StreamExt as _, stream};
-use proto::token::JoinToken;
-use quinn::Endpoint;
 use serde_json::{Value, json};
 use tests::{
     load::{LoadAggregator, cpu_ticks, histogram, percentile, record},
-    sim_executor::{Offering, join, serve},
+    sim_executor::Fleet,
     v1_framework::{CallPool, Event, Offer, Subscription, Update, subscribe},
 };
 
@@ -130,47 +127,6 @@ fn decline_all(subscription: &Subscription, offers: &mut Offers) {
         eprintln!("launch-rate: {err}");
     }
     offers.0.clear();
-}
-
-/// Starts the simulated agents on `runtime`; returns their failures as they happen.
-fn start_agents(
-    runtime: &tokio::runtime::Runtime,
-    started: &LoadAggregator,
-    agents: usize,
-) -> Arc<Mutex<Vec<String>>> {
-    let token: JoinToken = started.token.parse().expect("token");
-    let quic = started.quic;
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let endpoints: Vec<Endpoint> = (0..8)
-        .map(|_| {
-            runtime.block_on(async {
-                Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint")
-            })
-        })
-        .collect();
-    let until = Instant::now() + Duration::from_secs(3_600);
-    let sink = failures.clone();
-    runtime.spawn(async move {
-        stream::iter(0..agents)
-            .for_each_concurrent(Some(agents), |i| {
-                let endpoint = endpoints[i % endpoints.len()].clone();
-                let (token, failures) = (token.clone(), sink.clone());
-                async move {
-                    // Join in waves so enrollment does not time out handshakes.
-                    tokio::time::sleep(Duration::from_millis(i as u64 * 4)).await;
-                    let offering = Offering::sized(format!("node-{i:05}"), AGENT_CPUS, AGENT_MEM);
-                    let result = match join(&endpoint, quic, &token, &offering.hostname).await {
-                        Ok(joined) => serve(joined, offering, until).await.map(drop),
-                        Err(err) => Err(err),
-                    };
-                    if let (Err(err), Ok(mut f)) = (result, failures.lock()) {
-                        f.push(err);
-                    }
-                }
-            })
-            .await;
-    });
-    failures
 }
 
 /// The next event; panics at `deadline`, saying what it was `waiting_for`.
@@ -393,7 +349,12 @@ fn main() {
     let subscription =
         subscribe(started.http, framework_info).unwrap_or_else(|e| panic!("launch-rate: {e}"));
     let joining = Instant::now();
-    let agent_failures = start_agents(&runtime, &started, args.agents);
+    let fleet = Fleet {
+        agents: args.agents,
+        cpus: AGENT_CPUS,
+        mem_mb: AGENT_MEM,
+    };
+    let agent_failures = fleet.start(&runtime, started.quic, &started.token, Arc::default());
     let mut offers = Offers::default();
     eprintln!("launch-rate: joining {} simulated agents", args.agents);
     gather_offers(
