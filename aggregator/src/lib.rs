@@ -7,6 +7,7 @@
 //! - [`pki`], [`tokens`]: the certificate authority and join tokens in the data directory.
 //! - [`master`]: the Mesos-style master and its HTTP APIs.
 //! - [`apps`]: the Marathon-compatible app service, a framework of the master.
+//! - [`services`]: declarative service files, as the `strata` client applies them.
 //! - [`http`]: the REST and WebSocket API.
 //! - [`state`], [`metrics`]: what the tasks share.
 
@@ -16,6 +17,7 @@ pub mod ingest;
 pub mod master;
 pub mod metrics;
 pub mod pki;
+pub mod services;
 pub mod state;
 pub mod tokens;
 pub mod topology;

@@ -11,6 +11,7 @@
 //! - [`api`]: Marathon's REST API and event stream.
 
 pub mod api;
+pub mod autoscale;
 pub mod changes;
 pub mod core;
 pub mod definition;

@@ -3,7 +3,9 @@
 
 use super::definition::{AppDefinition, Invalid, Violation, absolute_id};
 
-fn valid_segment(segment: &str) -> bool {
+/// Whether `segment` is one valid id segment: lowercase letters, digits and hyphens, not
+/// starting or ending with a hyphen.
+pub fn valid_segment(segment: &str) -> bool {
     let bytes = segment.as_bytes();
     let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     !bytes.is_empty()

@@ -1,0 +1,240 @@
+//! Autoscaling decisions (pure): an app's scale policy rides on its labels, so any Marathon
+//! client can set one and Marathon clients still read a valid app; the usage comes from what
+//! the agents report of each task's processes. The rule is Kubernetes' horizontal one:
+//! `desired = ceil(measured * usage / target)` for CPU and for memory, the larger of the
+//! two, ignored within 10% of the target, kept within `min..=max`, and at most one change
+//! per cooldown.
+
+use std::collections::BTreeMap;
+
+/// Labels of a scale policy: replica bounds, target use in percent of what each instance
+/// asked for, and the cooldown in seconds.
+pub const LABEL_MIN: &str = "strata.scale.min";
+pub const LABEL_MAX: &str = "strata.scale.max";
+pub const LABEL_CPU: &str = "strata.scale.target-cpu-percent";
+pub const LABEL_MEM: &str = "strata.scale.target-memory-percent";
+pub const LABEL_COOLDOWN: &str = "strata.scale.cooldown-seconds";
+
+/// Changes smaller than this fraction of the target are not acted on.
+const TOLERANCE: f64 = 0.1;
+
+/// An app's scale policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub min: u32,
+    pub max: u32,
+    /// Target fraction (0..=1) of each instance's `cpus` in use.
+    pub cpu: Option<f64>,
+    /// Target fraction of each instance's `mem` in use.
+    pub mem: Option<f64>,
+    pub cooldown_ms: u64,
+}
+
+impl Policy {
+    /// The policy the labels describe; None without `strata.scale.max`, an error naming the
+    /// label when one is malformed.
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Result<Self, String>> {
+        labels.get(LABEL_MAX)?;
+        let number = |name: &str| -> Result<Option<f64>, String> {
+            labels
+                .get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|n| n.is_finite() && *n >= 0.0)
+                        .ok_or_else(|| format!("label {name}: `{v}` is not a number"))
+                })
+                .transpose()
+        };
+        let parsed = (|| {
+            let max = number(LABEL_MAX)?.unwrap_or(0.0) as u32;
+            let min = number(LABEL_MIN)?.unwrap_or(1.0) as u32;
+            let cpu = number(LABEL_CPU)?.map(|p| p / 100.0);
+            let mem = number(LABEL_MEM)?.map(|p| p / 100.0);
+            let cooldown = number(LABEL_COOLDOWN)?.unwrap_or(60.0);
+            if max < min.max(1) {
+                return Err(format!(
+                    "label {LABEL_MAX}: {max} is below {LABEL_MIN} or 1"
+                ));
+            }
+            if cpu.is_none() && mem.is_none() || cpu == Some(0.0) || mem == Some(0.0) {
+                return Err(format!(
+                    "label {LABEL_CPU} or {LABEL_MEM}: one above 0 is needed"
+                ));
+            }
+            Ok(Self {
+                min,
+                max,
+                cpu,
+                mem,
+                cooldown_ms: (cooldown * 1000.0) as u64,
+            })
+        })();
+        Some(parsed)
+    }
+}
+
+/// What one running instance uses, as its agent last reported.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Usage {
+    /// CPU cores in use.
+    pub cpus: f64,
+    pub mem_bytes: u64,
+}
+
+/// An app's shape and state for one decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample<'a> {
+    pub instances: u32,
+    /// What each instance asked for.
+    pub cpus: f64,
+    pub mem_mb: f64,
+    /// The running instances that were measured.
+    pub usage: &'a [Usage],
+    /// When the app was last scaled by the autoscaler.
+    pub last_scaled_ms: Option<u64>,
+}
+
+/// The instance count the policy wants now; None to leave the app as it is.
+pub fn decide(policy: &Policy, sample: &Sample<'_>, now: u64) -> Option<u32> {
+    if sample
+        .last_scaled_ms
+        .is_some_and(|at| now < at + policy.cooldown_ms)
+    {
+        return None;
+    }
+    let mut desired = sample.instances;
+    let measured = sample.usage.len();
+    if measured > 0 {
+        let ratio = |used: f64, asked: f64, target: f64| used / measured as f64 / asked / target;
+        let cpu = policy.cpu.filter(|_| sample.cpus > 0.0).map(|target| {
+            ratio(
+                sample.usage.iter().map(|u| u.cpus).sum(),
+                sample.cpus,
+                target,
+            )
+        });
+        let mem = policy.mem.filter(|_| sample.mem_mb > 0.0).map(|target| {
+            let used: f64 = sample.usage.iter().map(|u| u.mem_bytes as f64).sum();
+            ratio(used / f64::from(1 << 20), sample.mem_mb, target)
+        });
+        // Each resource wants its own count (the current one within tolerance); the larger
+        // need wins, so scaling down for one never starves the other.
+        if let Some(wanted) = [cpu, mem]
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                if (r - 1.0).abs() <= TOLERANCE {
+                    sample.instances
+                } else {
+                    (measured as f64 * r).ceil() as u32
+                }
+            })
+            .max()
+        {
+            desired = wanted;
+        }
+    }
+    let desired = desired.clamp(policy.min, policy.max);
+    (desired != sample.instances).then_some(desired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            min: 1,
+            max: 10,
+            cpu: Some(0.5),
+            mem: None,
+            cooldown_ms: 60_000,
+        }
+    }
+
+    fn sample(instances: u32, usage: &[Usage]) -> Sample<'_> {
+        Sample {
+            instances,
+            cpus: 0.5,
+            mem_mb: 128.0,
+            usage,
+            last_scaled_ms: None,
+        }
+    }
+
+    fn busy(cpus: f64) -> Usage {
+        Usage {
+            cpus,
+            mem_bytes: 10 << 20,
+        }
+    }
+
+    #[test]
+    fn scales_to_the_target_within_bounds() {
+        // Two instances at 100% of their 0.5 cpus, target 50%: four.
+        let usage = [busy(0.5), busy(0.5)];
+        assert_eq!(decide(&policy(), &sample(2, &usage), 0), Some(4));
+        // Far above the target: capped at max.
+        let usage = [busy(5.0), busy(5.0)];
+        assert_eq!(decide(&policy(), &sample(2, &usage), 0), Some(10));
+        // Idle: down to min.
+        let usage = [busy(0.0), busy(0.0), busy(0.0)];
+        assert_eq!(decide(&policy(), &sample(3, &usage), 0), Some(1));
+        // Within 10% of the target: nothing.
+        let usage = [busy(0.26), busy(0.26)];
+        assert_eq!(decide(&policy(), &sample(2, &usage), 0), None);
+    }
+
+    #[test]
+    fn cooldown_bounds_and_the_larger_need() {
+        let usage = [busy(0.5), busy(0.5)];
+        let mut s = sample(2, &usage);
+        s.last_scaled_ms = Some(1_000);
+        assert_eq!(decide(&policy(), &s, 30_000), None);
+        assert_eq!(decide(&policy(), &s, 61_000), Some(4));
+        // Unmeasured, below min: raised to min.
+        let p = Policy { min: 3, ..policy() };
+        assert_eq!(decide(&p, &sample(1, &[]), 0), Some(3));
+        // Memory at target, CPU idle: memory keeps the count.
+        let p = Policy {
+            mem: Some(0.5),
+            ..policy()
+        };
+        let usage = [Usage {
+            cpus: 0.0,
+            mem_bytes: 64 << 20,
+        }];
+        assert_eq!(decide(&p, &sample(1, &usage), 0), None);
+    }
+
+    #[test]
+    fn policies_come_from_labels() {
+        let labels: BTreeMap<String, String> = [
+            (LABEL_MIN, "2"),
+            (LABEL_MAX, "6"),
+            (LABEL_CPU, "70"),
+            (LABEL_COOLDOWN, "30"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let p = Policy::from_labels(&labels)
+            .expect("has a policy")
+            .expect("valid");
+        assert_eq!(
+            (p.min, p.max, p.cpu, p.cooldown_ms),
+            (2, 6, Some(0.7), 30_000)
+        );
+        assert!(Policy::from_labels(&BTreeMap::new()).is_none());
+        let mut bad = labels.clone();
+        bad.insert(LABEL_MAX.into(), "x".into());
+        assert!(
+            Policy::from_labels(&bad)
+                .expect("has a policy")
+                .expect_err("malformed")
+                .contains(LABEL_MAX)
+        );
+    }
+}
