@@ -371,6 +371,7 @@ fn executor_frame(
                 shared.master.wake();
             }
         }
+        Ok(AgentMessage::FileData { request, chunk }) => shared.master.file_data(request, chunk),
         Err(err) => {
             shared.metrics.refuse("malformed");
             warn!(agent_id, error = %error_chain(&err), "malformed executor message ignored");

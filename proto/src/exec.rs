@@ -285,6 +285,30 @@ pub enum AgentMessage {
         tasks: Vec<TaskReport>,
     },
     Status(StatusUpdate),
+    /// The answer to [`MasterMessage::ReadFile`].
+    FileData {
+        request: u64,
+        chunk: FileChunk,
+    },
+}
+
+/// Most bytes one [`MasterMessage::ReadFile`] returns.
+pub const MAX_FILE_CHUNK: u64 = 1 << 20;
+
+/// A piece of a file in a task's sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FileChunk {
+    /// Where `data` starts.
+    pub offset: u64,
+    /// The bytes read, as UTF-8 (invalid sequences replaced).
+    pub data: String,
+    /// Where the next read continues: `offset` plus the bytes read.
+    pub next_offset: u64,
+    /// The file's size when read.
+    pub size: u64,
+    /// Why nothing could be read (no such task or file), if so.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// From the master to an agent.
@@ -310,6 +334,17 @@ pub enum MasterMessage {
     /// The framework is gone: kill all its tasks.
     ShutdownFramework {
         framework_id: String,
+    },
+    /// Read a file of a task's sandbox (`stdout`, `stderr`): `length` bytes (at most
+    /// [`MAX_FILE_CHUNK`]) from `offset`, or the last `length` bytes when `offset` is None.
+    ReadFile {
+        request: u64,
+        framework_id: String,
+        task_id: String,
+        file: String,
+        #[serde(default)]
+        offset: Option<u64>,
+        length: u64,
     },
 }
 

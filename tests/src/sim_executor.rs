@@ -206,7 +206,10 @@ pub async fn serve(
             MasterMessage::ShutdownFramework { framework_id } => {
                 frameworks.retain(|_, f| *f != framework_id);
             }
-            MasterMessage::Registered { .. } | MasterMessage::Acknowledge { .. } => {}
+            // Simulated tasks have no sandbox to read.
+            MasterMessage::Registered { .. }
+            | MasterMessage::Acknowledge { .. }
+            | MasterMessage::ReadFile { .. } => {}
         }
     }
     connection.close(0u32.into(), b"done");

@@ -207,6 +207,33 @@ impl Actor {
                     Acked::Ignored => debug!(task_id, uuid, "acknowledgement of an older update"),
                 }
             }
+            MasterMessage::ReadFile {
+                request,
+                framework_id,
+                task_id,
+                file,
+                offset,
+                length,
+            } => {
+                let chunk = super::files::read(
+                    &self.config.work_dir,
+                    &framework_id,
+                    &task_id,
+                    &file,
+                    offset,
+                    length,
+                );
+                if let Some(out) = &self.out
+                    && out
+                        .try_send(AgentMessage::FileData { request, chunk })
+                        .is_err()
+                {
+                    debug!(
+                        task_id,
+                        "outgoing queue full or closed; a file read is dropped"
+                    );
+                }
+            }
             MasterMessage::ShutdownFramework { framework_id } => {
                 let tasks = self.table.live_of_framework(&framework_id);
                 info!(

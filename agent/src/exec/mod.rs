@@ -17,6 +17,7 @@ mod actor;
 pub mod cgroups;
 pub mod checkpoint;
 pub mod docker;
+pub mod files;
 pub mod health;
 mod monitor;
 pub mod naming;

@@ -15,10 +15,15 @@ use super::naming::file_name;
 
 /// The sandbox directory of a task.
 pub fn sandbox_dir(work_dir: &Path, spec: &TaskSpec) -> PathBuf {
+    sandbox_of(work_dir, &spec.framework_id, &spec.task_id)
+}
+
+/// The sandbox directory of a framework's task, whether or not the agent still tracks it.
+pub fn sandbox_of(work_dir: &Path, framework_id: &str, task_id: &str) -> PathBuf {
     work_dir
         .join("sandboxes")
-        .join(file_name(&spec.framework_id))
-        .join(file_name(&spec.task_id))
+        .join(file_name(framework_id))
+        .join(file_name(task_id))
 }
 
 /// The environment of a task: the spec's variables, then the agent's (which win).

@@ -44,6 +44,7 @@ pub fn router(service: Arc<AppService>) -> Router {
         )
         .route("/v2/tasks", get(list_tasks))
         .route("/v2/tasks/delete", post(delete_tasks))
+        .route("/v2/tasks/{task}/files/{file}", get(task_file))
         .route("/v2/deployments", get(list_deployments))
         .route("/v2/deployments/{id}", delete(cancel_deployment))
         .route("/v2/queue", get(queue))
@@ -351,6 +352,40 @@ async fn delete_tasks(
     drop(core);
     service.changed();
     answer(200, json!({ "tasks": killed }))
+}
+
+/// `GET /v2/tasks/{task}/files/{stdout|stderr}?offset=&length=`: a piece of a task's output,
+/// read from its sandbox on its agent (`{"data", "offset", "next_offset", "size"}`); without
+/// `offset`, the last `length` bytes (64 KiB by default, 1 MiB at most).
+async fn task_file(
+    State(service): State<Arc<AppService>>,
+    Path((task, file)): Path<(String, String)>,
+    params: Params,
+) -> Response {
+    use crate::master::files::FileError;
+    let number = |name: &str| values(&params, name).next().map(str::parse::<u64>);
+    let (offset, length) = match (number("offset").transpose(), number("length").transpose()) {
+        (Ok(offset), Ok(length)) => (offset, length.unwrap_or(64 * 1024)),
+        _ => {
+            return refuse(&ApiError::BadRequest(
+                "offset and length are byte counts".into(),
+            ));
+        }
+    };
+    match service.master.read_file(&task, &file, offset, length).await {
+        Ok(chunk) => answer(
+            200,
+            json!({ "data": chunk.data, "offset": chunk.offset, "next_offset": chunk.next_offset, "size": chunk.size }),
+        ),
+        Err(err) => {
+            let status = match err {
+                FileError::UnknownTask(_) | FileError::Agent(_) => 404,
+                FileError::AgentAway(_) => 503,
+                FileError::NoAnswer => 504,
+            };
+            answer(status, json!({ "message": err.to_string() }))
+        }
+    }
 }
 
 async fn list_deployments(State(service): State<Arc<AppService>>) -> Json<Value> {

@@ -7,6 +7,7 @@
 //! - [`scheduler_api`], [`operator_api`]: the HTTP APIs.
 //! - [`resources`], [`taskinfo`], [`events`]: Mesos JSON.
 //! - [`store`]: the embedded durable store.
+//! - [`files`]: tasks' sandbox files, read through their agents.
 //!
 //! The async shell here owns the core behind one mutex (every call is short: no I/O inside)
 //! and runs the allocation loop: a cycle soon after anything that may free resources or
@@ -15,6 +16,7 @@
 
 pub mod core;
 pub mod events;
+pub mod files;
 pub mod operator_api;
 pub mod resources;
 pub mod scheduler_api;
@@ -55,6 +57,8 @@ pub struct Master {
     recovered_apps: Mutex<Vec<serde_json::Value>>,
     /// Flags shown by GET_FLAGS.
     pub flags: Vec<(String, String)>,
+    /// Sandbox reads waiting for their agents.
+    files: files::FileReads,
 }
 
 impl Master {
@@ -123,6 +127,7 @@ impl Master {
             store,
             recovered_apps,
             flags,
+            files: files::FileReads::default(),
         }))
     }
 

@@ -24,6 +24,7 @@ use tracing::debug;
 
 pub use agents::Registration;
 pub use records::{AgentRecord, FrameworkRecord, TaskRecord};
+pub use tasks::FileRefusal;
 
 use super::{events, store::Store};
 

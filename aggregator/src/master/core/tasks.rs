@@ -419,6 +419,38 @@ impl Core {
         }
     }
 
+    /// Asks the agent of `task_id` (live or recently completed, of any framework) for a
+    /// piece of a sandbox file, answered later with `request`.
+    pub fn request_file(
+        &self,
+        task_id: &str,
+        request: u64,
+        file: &str,
+        offset: Option<u64>,
+        length: u64,
+    ) -> Result<(), FileRefusal> {
+        let record = self
+            .tasks
+            .values()
+            .map(|t| &t.record)
+            .chain(self.completed.iter())
+            .find(|r| r.spec.task_id == task_id)
+            .ok_or(FileRefusal::UnknownTask)?;
+        let message = MasterMessage::ReadFile {
+            request,
+            framework_id: record.spec.framework_id.clone(),
+            task_id: task_id.to_owned(),
+            file: file.to_owned(),
+            offset,
+            length,
+        };
+        if self.tell(&record.agent_id, message) {
+            Ok(())
+        } else {
+            Err(FileRefusal::AgentAway(record.agent_id.clone()))
+        }
+    }
+
     /// Live and recently completed tasks, for the operator API.
     pub fn tasks(&self) -> (Vec<&TaskRecord>, Vec<&TaskRecord>) {
         (
@@ -426,4 +458,12 @@ impl Core {
             self.completed.iter().collect(),
         )
     }
+}
+
+/// Why a sandbox file cannot be asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRefusal {
+    UnknownTask,
+    /// The task's agent is not connected.
+    AgentAway(String),
 }
