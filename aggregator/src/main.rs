@@ -200,6 +200,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
         }
     });
     let apps = apps::service::AppService::start(master.clone());
+    tokio::spawn(apps::autoscaler::run(apps.clone(), shared.clone()));
     let app = http::router(shared)
         .merge(master::operator_api::router(master.clone()))
         .merge(apps::api::router(apps));

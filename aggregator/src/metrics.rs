@@ -24,6 +24,7 @@ pub struct Metrics {
     pub view_build_seconds: Histogram,
     pub master_offers: Counter,
     pub allocation_seconds: Histogram,
+    pub autoscale_changes: Counter,
 }
 
 impl Default for Metrics {
@@ -77,8 +78,15 @@ impl Default for Metrics {
             "Time of one allocation cycle and the master's periodic checks",
             allocation_seconds.clone(),
         );
+        let autoscale_changes = Counter::default();
+        registry.register(
+            "autoscale_changes",
+            "Instance counts changed by apps' scale policies",
+            autoscale_changes.clone(),
+        );
         Self {
             registry,
+            autoscale_changes,
             master_offers,
             allocation_seconds,
             reports,

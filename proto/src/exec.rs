@@ -292,6 +292,11 @@ pub enum AgentMessage {
     },
 }
 
+/// The directory of task cgroups: a task's processes are in
+/// `/strata-tasks/<agent scope>/<task id>` (under each cgroup v1 controller, or in v2), and
+/// report that path, so the aggregator can tell each task's use.
+pub const TASK_CGROUP_ROOT: &str = "strata-tasks";
+
 /// Most bytes one [`MasterMessage::ReadFile`] returns.
 pub const MAX_FILE_CHUNK: u64 = 1 << 20;
 

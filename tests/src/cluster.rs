@@ -255,6 +255,35 @@ impl Drop for Aggregator {
     }
 }
 
+/// Kills, when dropped (also when a test fails), every process working in a directory
+/// under its path: tasks that agents ran in their sandboxes there outlive the agents by
+/// design, and would hold ports and CPU into the next test.
+#[derive(Debug)]
+pub struct TaskReaper(pub PathBuf);
+
+impl Drop for TaskReaper {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if std::fs::read_link(entry.path().join("cwd"))
+                .is_ok_and(|cwd| cwd.starts_with(&self.0))
+            {
+                // SAFETY: kill(2) takes no pointers.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 /// A running `strata-agent run`.
 #[derive(Debug)]
 pub struct Agent {
@@ -301,6 +330,37 @@ impl Agent {
         let logs = Logs::default();
         let child = logs.spawn(&mut command, hostname.or(netns).unwrap_or("agent"));
         Self { child, logs }
+    }
+}
+
+impl Agent {
+    /// Agent `n` of a small app cluster in `dir`: hostname `node-n`, attribute `rack:rn`,
+    /// 4 cpus, 4 GiB, ports `31n00-31n99`, procfs polling, its own work directory
+    /// `dir/work-n` (sandboxes under `sandboxes/<framework>/<task>`).
+    pub fn numbered(aggregator: &Aggregator, token: &str, dir: &Path, n: u32) -> Self {
+        let resources = format!(
+            "cpus:4;mem:4096;disk:1000;ports:[{}-{}]",
+            31000 + n * 100,
+            31099 + n * 100
+        );
+        let attributes = format!("rack:r{n}");
+        let work = dir.join(format!("work-{n}"));
+        Self::start(
+            None,
+            Some(&format!("node-{n}")),
+            aggregator.quic,
+            token,
+            &dir.join(format!("agent-{n}")),
+            &[
+                "--no-ebpf",
+                "--resources",
+                &resources,
+                "--attributes",
+                &attributes,
+                "--work-dir",
+                &work.display().to_string(),
+            ],
+        )
     }
 }
 

@@ -13,38 +13,12 @@ use std::{
 
 use serde_json::{Value, json};
 use tests::{
-    cluster::{Agent, Aggregator},
+    cluster::{Agent, Aggregator, TaskReaper},
     marathon::Marathon,
     privileged, unique,
 };
 
 const PATIENCE: Duration = Duration::from_secs(90);
-
-fn agent(aggregator: &Aggregator, token: &str, dir: &Path, n: u32) -> Agent {
-    let resources = format!(
-        "cpus:4;mem:4096;disk:1000;ports:[{}-{}]",
-        31000 + n * 100,
-        31099 + n * 100
-    );
-    let attributes = format!("rack:r{n}");
-    let work = dir.join(format!("work-{n}"));
-    Agent::start(
-        None,
-        Some(&format!("node-{n}")),
-        aggregator.quic,
-        token,
-        &dir.join(format!("agent-{n}")),
-        &[
-            "--no-ebpf",
-            "--resources",
-            &resources,
-            "--attributes",
-            &attributes,
-            "--work-dir",
-            &work.display().to_string(),
-        ],
-    )
-}
 
 /// Polls `get_app` until `accept` holds; panics with the last answer.
 fn wait_app(client: &mut Marathon, id: &str, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
@@ -103,8 +77,9 @@ fn marathon_client_runs_apps_with_health_checks_upgrades_and_constraints() {
     let dir = std::env::temp_dir().join(unique("strata-apps"));
     let aggregator = Aggregator::start(&dir.join("aggregator"), "127.0.0.1", &[]);
     let token = aggregator.token();
+    let _reaper = TaskReaper(dir.clone());
     let _agents: Vec<Agent> = (1..=3)
-        .map(|n| agent(&aggregator, &token, &dir, n))
+        .map(|n| Agent::numbered(&aggregator, &token, &dir, n))
         .collect();
     let mut client = Marathon::start(&aggregator.http.to_string());
     assert!(

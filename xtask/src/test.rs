@@ -58,6 +58,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "STRATA_AGGREGATOR_BIN",
         root.join("target/debug/strata-aggregator"),
     );
+    test.env("STRATA_CLI_BIN", root.join("target/debug/strata"));
     if let Some(filter) = &args.filter {
         test.args(["--", filter]);
     }

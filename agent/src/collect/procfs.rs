@@ -75,9 +75,16 @@ pub fn read_process(pid: u32, depth: Depth) -> Option<ProcessDetails> {
         }
         if let Ok(cgroups) = process.cgroups() {
             let cgroups: Vec<_> = cgroups.into_iter().collect();
+            // A task's own cgroup first (it may be a v1 one on a hybrid host): the
+            // aggregator finds each task's processes by it.
             details.cgroup = cgroups
                 .iter()
-                .find(|c| c.hierarchy == 0)
+                .find(|c| {
+                    c.pathname
+                        .split('/')
+                        .any(|segment| segment == proto::exec::TASK_CGROUP_ROOT)
+                })
+                .or_else(|| cgroups.iter().find(|c| c.hierarchy == 0))
                 .or_else(|| cgroups.first())
                 .map(|c| c.pathname.clone());
             details.cgroup_paths = cgroups.into_iter().map(|c| c.pathname).collect();

@@ -18,7 +18,7 @@ use tracing::warn;
 
 use super::naming::file_name;
 
-const TOP: &str = "strata-tasks";
+const TOP: &str = proto::exec::TASK_CGROUP_ROOT;
 const PERIOD_US: u64 = 100_000;
 const MIN_QUOTA_US: u64 = 1000;
 

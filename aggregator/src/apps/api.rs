@@ -50,7 +50,8 @@ pub fn router(service: Arc<AppService>) -> Router {
         .route("/v2/queue", get(queue))
         .route("/v2/queue/{*rest}", delete(reset_delay))
         .route("/v2/events", get(events))
-        .with_state(service)
+        .with_state(service.clone())
+        .merge(super::discovery::router(service))
 }
 
 type Params = Query<Vec<(String, String)>>;
@@ -459,13 +460,15 @@ async fn events(State(service): State<Arc<AppService>>, params: Params) -> Respo
     });
     let rest = BroadcastStream::new(service.watch()).filter_map(move |event| {
         let keep = match &event {
-            Ok(e) => wanted.is_empty() || wanted.contains(&e.0),
+            Ok(e) => wanted.is_empty() || wanted.contains(&e.kind),
             Err(_) => false,
         };
         async move {
             match event {
                 Ok(e) if keep => Some(Ok::<_, Infallible>(
-                    SseEvent::default().event(e.0.clone()).data(e.1.clone()),
+                    SseEvent::default()
+                        .event(e.kind.clone())
+                        .data(e.json.clone()),
                 )),
                 _ => None,
             }

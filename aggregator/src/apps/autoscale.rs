@@ -5,7 +5,12 @@
 //! two, ignored within 10% of the target, kept within `min..=max`, and at most one change
 //! per cooldown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use proto::{
+    exec::TASK_CGROUP_ROOT,
+    model::{Container, Process},
+};
 
 /// Labels of a scale policy: replica bounds, target use in percent of what each instance
 /// asked for, and the cooldown in seconds.
@@ -81,6 +86,38 @@ pub struct Usage {
     /// CPU cores in use.
     pub cpus: f64,
     pub mem_bytes: u64,
+}
+
+/// What each task on one agent uses, summed over its processes: those in the task's cgroup
+/// (`/strata-tasks/<scope>/<task>`) and, for Docker tasks, those in its container
+/// (named `strata-<scope>-<task>`). Processes of no task are skipped.
+pub fn usage_by_task<'a>(
+    processes: impl IntoIterator<Item = &'a Process>,
+    containers: &HashMap<String, Container>,
+) -> HashMap<String, Usage> {
+    let mut usage: HashMap<String, Usage> = HashMap::new();
+    for process in processes {
+        let from_cgroup = process.cgroup.as_deref().and_then(|path| {
+            let mut segments = path.split('/').skip_while(|s| *s != TASK_CGROUP_ROOT);
+            segments.next()?;
+            let _scope = segments.next()?;
+            segments.next()
+        });
+        let from_container = || {
+            let name = &containers.get(process.container_id.as_deref()?)?.name;
+            // `strata-agent-<12 hex>-<task>`
+            let rest = name.trim_start_matches('/').strip_prefix("strata-agent-")?;
+            rest.get(13..)
+                .filter(|_| rest.as_bytes().get(12) == Some(&b'-'))
+        };
+        let Some(task) = from_cgroup.or_else(from_container) else {
+            continue;
+        };
+        let entry = usage.entry(task.to_owned()).or_default();
+        entry.cpus += f64::from(process.cpu_percent.unwrap_or(0.0)) / 100.0;
+        entry.mem_bytes += process.rss_bytes.unwrap_or(0);
+    }
+    usage
 }
 
 /// An app's shape and state for one decision.
@@ -207,6 +244,61 @@ mod tests {
             mem_bytes: 64 << 20,
         }];
         assert_eq!(decide(&p, &sample(1, &usage), 0), None);
+    }
+
+    #[test]
+    fn usage_is_summed_per_task_from_cgroups_and_containers() {
+        let process = |pid, cgroup: &str, container: Option<&str>, cpu, rss| Process {
+            pid,
+            cgroup: Some(cgroup.into()),
+            container_id: container.map(Into::into),
+            cpu_percent: Some(cpu),
+            rss_bytes: Some(rss),
+            ..Process::default()
+        };
+        let containers: HashMap<String, Container> = [(
+            "c1".to_owned(),
+            Container {
+                id: "c1".into(),
+                name: "strata-agent-0123456789ab-shop_db.9f".into(),
+                ..Container::default()
+            },
+        )]
+        .into();
+        let processes = [
+            process(
+                1,
+                "/strata-tasks/agent-0123456789ab/shop_web.1",
+                None,
+                50.0,
+                10,
+            ),
+            process(
+                2,
+                "/strata-tasks/agent-0123456789ab/shop_web.1",
+                None,
+                25.0,
+                5,
+            ),
+            process(3, "/docker/c1", Some("c1"), 100.0, 7),
+            process(4, "/user.slice", None, 90.0, 1),
+        ];
+        let usage = usage_by_task(&processes, &containers);
+        assert_eq!(usage.len(), 2);
+        assert_eq!(
+            usage["shop_web.1"],
+            Usage {
+                cpus: 0.75,
+                mem_bytes: 15
+            }
+        );
+        assert_eq!(
+            usage["shop_db.9f"],
+            Usage {
+                cpus: 1.0,
+                mem_bytes: 7
+            }
+        );
     }
 
     #[test]

@@ -319,6 +319,9 @@ impl AppsCore {
             return;
         };
         app.instances.remove(task_id);
+        if state == "TASK_FINISHED" && !killing && app.restarts_on_failure_only() {
+            app.completed += 1;
+        }
         let failed = state != "TASK_FINISHED" && !(state == "TASK_KILLED" && killing);
         if failed {
             app.back_off(now);

@@ -226,3 +226,23 @@ fn bad_requests_are_refused_with_their_reason() {
         422
     );
 }
+
+#[test]
+fn on_failure_restarts_leave_finished_instances_ended() {
+    let mut core = AppsCore::default();
+    core.create(
+        &json!({ "id": "/job", "cmd": "x", "instances": 2, "cpus": 0.1, "mem": 16,
+                 "labels": { "strata.restart": "on-failure" } }),
+        0,
+    )
+    .expect("created");
+    let tasks = launched(&core.offers(vec![offer(1, 4.0)], 1));
+    assert_eq!(tasks.len(), 2);
+    report(&mut core, &tasks, "TASK_RUNNING", None, 2);
+    // One exits 0: it stays ended. The other fails: it is replaced.
+    report(&mut core, &tasks[..1], "TASK_FINISHED", None, 3);
+    report(&mut core, &tasks[1..], "TASK_FAILED", None, 3);
+    assert_eq!(core.apps["/job"].target(), 1);
+    let again = launched(&core.offers(vec![offer(2, 4.0)], 10_000));
+    assert_eq!(again.len(), 1, "only the failed instance is replaced");
+}

@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 
 use super::definition::AppDefinition;
 
+/// The label that makes successfully finished instances stay ended (`on-failure`); without
+/// it every ended instance is replaced, as in Marathon.
+pub const LABEL_RESTART: &str = "strata.restart";
+
 /// One running (or starting) copy of an app.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {
@@ -63,6 +67,9 @@ pub struct App {
     pub offers: OfferStats,
     /// Deleted: every instance is killed, then the app goes.
     pub deleting: bool,
+    /// Instances that finished successfully under `on-failure` restarts: not replaced
+    /// until the configuration changes.
+    pub completed: u32,
 }
 
 /// Versions kept per app.
@@ -84,12 +91,28 @@ impl App {
             deployment: None,
             offers: OfferStats::default(),
             deleting: false,
+            completed: 0,
         }
     }
 
     /// Instances that count: launched or running, not being killed.
     pub fn active(&self) -> impl Iterator<Item = &Instance> {
         self.instances.values().filter(|i| !i.killing)
+    }
+
+    /// How many instances should run: the definition's count, less those that completed
+    /// under an `on-failure` restart condition.
+    pub fn target(&self) -> u32 {
+        self.definition.instances.saturating_sub(self.completed)
+    }
+
+    /// Whether an instance that exits successfully stays ended (label `strata.restart`).
+    pub fn restarts_on_failure_only(&self) -> bool {
+        self.definition
+            .labels
+            .get(LABEL_RESTART)
+            .map(String::as_str)
+            == Some("on-failure")
     }
 
     pub fn checked(&self) -> bool {
@@ -103,6 +126,7 @@ impl App {
             self.config_version = version.to_owned();
             self.delay_until_ms = 0;
             self.failures = 0;
+            self.completed = 0;
         } else {
             self.last_scaling = version.to_owned();
         }

@@ -8,14 +8,19 @@
 //!   updates and steps; changes from the API.
 //! - [`views`]: Marathon's JSON.
 //! - [`service`]: the async shell, a framework of the master.
+//! - [`autoscale`], [`autoscaler`]: scale policies from labels, decided on the usage the
+//!   agents report (pure), and their async shell.
 //! - [`api`]: Marathon's REST API and event stream.
+//! - [`discovery`]: apps' ready endpoints, answered or watched.
 
 pub mod api;
 pub mod autoscale;
+pub mod autoscaler;
 pub mod changes;
 pub mod core;
 pub mod definition;
 pub mod deployments;
+pub mod discovery;
 pub mod instances;
 pub mod placement;
 pub mod plan;

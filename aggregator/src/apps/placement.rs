@@ -243,6 +243,22 @@ fn health_check_json(check: &HealthCheck, ports: &[u16]) -> Value {
 }
 
 /// The `TaskInfo` launching one instance of `app` (configuration `version`) on `agent_id`.
+/// The container's host volumes as Mesos `Volume`s (`RW` unless `RO`).
+fn volumes_json(app: &AppDefinition) -> Vec<Value> {
+    app.container
+        .iter()
+        .flat_map(|c| &c.volumes)
+        .filter_map(|v| {
+            let mode = if v.mode.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("RO")) {
+                "RO"
+            } else {
+                "RW"
+            };
+            Some(json!({ "container_path": v.container_path, "host_path": v.host_path.as_ref()?, "mode": mode }))
+        })
+        .collect()
+}
+
 pub fn task_info(
     app: &AppDefinition,
     version: &str,
@@ -305,6 +321,7 @@ pub fn task_info(
                 "force_pull_image": docker.force_pull_image,
                 "privileged": docker.privileged,
             },
+            "volumes": volumes_json(app),
         });
         if app.cmd.is_none() && app.args.is_none() {
             command["shell"] = json!(false);

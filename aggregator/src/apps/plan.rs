@@ -36,7 +36,7 @@ pub fn plan(app: &App) -> Plan {
             kill: app.active().map(|i| i.task_id.clone()).collect(),
         };
     }
-    let target = app.definition.instances as usize;
+    let target = app.target() as usize;
     let (new, old): (Vec<&Instance>, Vec<&Instance>) =
         app.active().partition(|i| i.version == app.config_version);
     let mut kill = Vec::new();
@@ -92,7 +92,7 @@ pub fn plan(app: &App) -> Plan {
 pub fn converged(app: &App) -> bool {
     let checked = app.checked();
     let instances: Vec<&Instance> = app.active().collect();
-    instances.len() == app.definition.instances as usize
+    instances.len() == app.target() as usize
         && instances
             .iter()
             .all(|i| i.version == app.config_version && i.ready(checked))

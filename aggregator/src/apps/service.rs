@@ -36,8 +36,18 @@ const DECLINE_SECONDS: f64 = 1.0;
 /// Events kept for slow `/v2/events` readers before they miss some.
 const EVENT_BACKLOG: usize = 4096;
 
-/// A Marathon event: its type (for `event_type` filters) and its JSON line.
-pub type Published = Arc<(String, String)>;
+/// A Marathon event as watchers get it.
+#[derive(Debug)]
+pub struct Event {
+    /// Its type, for `event_type` filters.
+    pub kind: String,
+    /// The app it is about, if any.
+    pub app_id: Option<String>,
+    /// Its JSON line.
+    pub json: String,
+}
+
+pub type Published = Arc<Event>;
 
 /// The app service.
 #[derive(Debug)]
@@ -292,8 +302,12 @@ impl AppService {
             }
         }
         for event in events {
-            let kind = event["eventType"].as_str().unwrap_or("").to_owned();
-            let _ = self.events.send(Arc::new((kind, event.to_string())));
+            let published = Event {
+                kind: event["eventType"].as_str().unwrap_or("").to_owned(),
+                app_id: event["appId"].as_str().map(str::to_owned),
+                json: event.to_string(),
+            };
+            let _ = self.events.send(Arc::new(published));
         }
     }
 }

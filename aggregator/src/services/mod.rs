@@ -15,6 +15,8 @@ pub mod yaml;
 
 use std::fmt;
 
+use crate::apps::definition;
+
 pub use spec::ServiceFile;
 
 /// One mistake, located.
@@ -44,7 +46,28 @@ pub fn load(text: &str) -> Result<ServiceFile, Vec<Located>> {
             message: format!("not valid YAML: {}", err.message),
         }]
     })?;
-    spec::read(&doc.value).map_err(|problems| {
+    let read = spec::read(&doc.value).and_then(|file| {
+        // What the app service would refuse, refused here too (a safety net: the rules of
+        // `spec` should already have caught it).
+        let problems: Vec<spec::Problem> = translate::apps(&file)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, app)| {
+                let invalid = definition::parse(app).and_then(|d| d.validate()).err()?;
+                Some(invalid.0.into_iter().map(move |v| spec::Problem {
+                    path: format!("services[{i}]"),
+                    message: format!("as an app, {}: {}", v.path, v.errors.join("; ")),
+                }))
+            })
+            .flatten()
+            .collect();
+        if problems.is_empty() {
+            Ok(file)
+        } else {
+            Err(problems)
+        }
+    });
+    read.map_err(|problems| {
         let mut located: Vec<Located> = problems
             .into_iter()
             .map(|p| Located {

@@ -573,9 +573,9 @@ fn check(s: &Service, path: &str, problems: &mut Vec<Problem>) {
             "must be above 0".into(),
         );
         require(
-            check.timeout_seconds > 0.0 && check.timeout_seconds <= check.interval_seconds,
+            check.timeout_seconds > 0.0 && check.timeout_seconds < check.interval_seconds,
             "health_check.timeout_seconds",
-            "must be above 0 and at most interval_seconds".into(),
+            "must be above 0 and below interval_seconds".into(),
         );
     }
     let restart = &s.restart_policy;

@@ -11,8 +11,7 @@ use crate::apps::autoscale;
 
 /// The label marking an app as managed by the service file of a cluster (its value).
 pub const LABEL_CLUSTER: &str = "strata.cluster";
-/// The label for `restart_policy.condition: on-failure`.
-pub const LABEL_RESTART: &str = "strata.restart";
+pub use crate::apps::instances::LABEL_RESTART;
 
 /// The app group a cluster's services live in.
 pub fn group(cluster: &str) -> String {
@@ -123,6 +122,8 @@ fn app(cluster: &str, s: &Service) -> Value {
             "intervalSeconds": check.interval_seconds,
             "timeoutSeconds": check.timeout_seconds,
             "maxConsecutiveFailures": check.max_consecutive_failures,
+            // The grace period covers the start; checks begin at once.
+            "delaySeconds": 0,
         });
         match check.kind.as_str() {
             "command" => hc["command"] = json!({ "value": check.command }),

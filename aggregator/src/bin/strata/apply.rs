@@ -1,5 +1,5 @@
-//! `strata validate` and `strata apply`: a service file checked (every mistake with its line
-//! and path), then compared with the cluster, the difference shown, and the cluster
+//! `strata validate` and `strata apply`: a service file checked (every mistake as
+//! `FILE:LINE: PATH: MESSAGE`), then compared with the cluster, the difference shown, and the cluster
 //! converged to it through the app API, waiting for the deployments with progress.
 
 use std::{path::Path, time::Duration};
@@ -23,7 +23,17 @@ pub fn load(path: &Path) -> Result<ServiceFile, Failure> {
         .map_err(|err| Failure::Input(format!("reading {}: {err}", path.display())))?;
     services::load(&text).map_err(|mistakes| {
         for mistake in &mistakes {
-            eprintln!("{}:{mistake}", path.display());
+            if mistake.path.is_empty() {
+                eprintln!("{}:{}: {}", path.display(), mistake.line, mistake.message);
+            } else {
+                eprintln!(
+                    "{}:{}: {}: {}",
+                    path.display(),
+                    mistake.line,
+                    mistake.path,
+                    mistake.message
+                );
+            }
         }
         Failure::Input(format!(
             "{}: {} mistake(s); nothing was applied",
