@@ -5,6 +5,7 @@
 //! acknowledged on the control stream. Anything refused is logged with its reason and
 //! counted; other agents are never affected.
 
+use futures_util::StreamExt as _;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use proto::{
@@ -268,6 +269,13 @@ async fn reports(
         _ => return "control stream closed before hello".into(),
     }
     let (link, mut to_agent) = tokio::sync::mpsc::unbounded_channel::<MasterMessage>();
+    // One read stays alive across the loop's turns: a frame half read when another branch
+    // wins is finished on the next turn, never dropped (read_frame is not cancel-safe).
+    let frames = futures_util::stream::unfold(control_recv, |mut recv| async move {
+        let frame = read_frame(&mut recv, MAX_CONTROL_FRAME).await;
+        Some((frame, recv))
+    });
+    let mut frames = std::pin::pin!(frames);
     loop {
         tokio::select! {
             Some(message) = to_agent.recv() => {
@@ -283,10 +291,10 @@ async fn reports(
                 }
                 Err(err) => return err.to_string(),
             },
-            frame = read_frame(&mut control_recv, MAX_CONTROL_FRAME) => match frame {
-                Ok(Some(frame)) => executor_frame(shared, agent_id, generation, &frame, &link),
-                Ok(None) => return "control stream closed".into(),
-                Err(err) => return err.to_string(),
+            frame = frames.next() => match frame {
+                Some(Ok(Some(frame))) => executor_frame(shared, agent_id, generation, &frame, &link),
+                Some(Ok(None)) | None => return "control stream closed".into(),
+                Some(Err(err)) => return err.to_string(),
             },
         }
     }

@@ -38,6 +38,10 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 
 /// Reads one length-prefixed frame of at most `limit` bytes; `Ok(None)` at a clean end of
 /// stream before a frame starts.
+///
+/// Not cancel-safe: a read dropped mid-frame loses the bytes it took, and the stream is out
+/// of step from then on. In a `select!` loop, keep one read alive across iterations (a
+/// stream of frames, as the aggregator's ingest does) rather than starting one per turn.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     limit: usize,
