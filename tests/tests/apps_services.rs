@@ -3,7 +3,8 @@
 //! the deployments waited for), applying it again changes nothing, discovery answers and
 //! streams the ready endpoints as the app scales, a task's output is read back from its
 //! sandbox, a CPU-bound service is scaled up by its scale policy from the usage the agents
-//! report, and a changed file updates and deletes what it no longer names.
+//! report, a changed file updates and deletes what it no longer names, and a deployment that
+//! cannot place its instances says why.
 
 use std::{
     io::BufRead as _,
@@ -119,7 +120,7 @@ fn wait_app(
     }
 }
 
-/// Collects the `data:` lines of a server-sent event stream.
+/// Collects the JSON `data:` lines of a server-sent event stream.
 fn watch(url: String) -> Arc<Mutex<Vec<Value>>> {
     let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
     let sink = seen.clone();
@@ -306,6 +307,35 @@ fn service_files_apply_converge_and_scale() {
         table.contains("/shop/burn") && !table.contains("/shop/web"),
         "{table}"
     );
+
+    // An app bigger than any agent: its deployment says why it waits (strata's own event
+    // type, sent to watchers that ask for it).
+    let waiting = watch(format!(
+        "http://{}/v2/events?event_type=deployment_waiting",
+        aggregator.http
+    ));
+    ureq::post(&format!("http://{}/v2/apps", aggregator.http))
+        .send_json(serde_json::json!({ "id": "/huge", "cmd": "sleep 600", "cpus": 64, "mem": 16 }))
+        .expect("created");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let seen = waiting.lock().expect("watch lock").clone();
+        if let Some(event) = seen.iter().find(|e| e["appId"] == "/huge") {
+            assert!(
+                event["rejectedBy"]["InsufficientCpus"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    > 0,
+                "{event}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no deployment_waiting event: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // An aggregator that is not there: exit 69.
     let away = Command::new(binary("STRATA_CLI_BIN", "strata"))

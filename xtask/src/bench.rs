@@ -5,7 +5,10 @@
 //! - `aggregator-load`: the aggregator under 1,000 and 5,000 simulated agents over QUIC;
 //! - the scheduler's `allocation` bench: allocation cycle time on the Mesos benchmark grid;
 //! - `launch-rate`: the master end to end, 1,000 simulated agents over QUIC and a framework
-//!   launching 50,000 tasks as fast as offers allow, and offer latency after REVIVE.
+//!   launching 50,000 tasks as fast as offers allow, and offer latency after REVIVE;
+//! - `apps-scale`: the app service on 1,000 simulated agents, one app scaled from 0 to
+//!   10,000 instances (time and the highest count ever alive) and a rolling upgrade of
+//!   1,000 (time and the fewest running during it).
 
 use std::process::Command;
 
@@ -51,5 +54,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .arg("--aggregator")
             .arg(bin.join("strata-aggregator"))
             .args(["--agents", "1000", "--tasks", "50000"]),
+    )?;
+    cmd::run(
+        Command::new(bin.join("apps-scale"))
+            .arg("--aggregator")
+            .arg(bin.join("strata-aggregator"))
+            .args([
+                "--agents",
+                "1000",
+                "--instances",
+                "10000",
+                "--upgrade",
+                "1000",
+            ]),
     )
 }

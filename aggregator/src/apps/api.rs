@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::{
-    core::ApiError,
+    core::{ApiError, STRATA_EVENTS},
     definition::absolute_id,
     service::{AppService, FRAMEWORK_ID},
     views,
@@ -443,7 +443,9 @@ async fn reset_delay(State(service): State<Arc<AppService>>, Path(rest): Path<St
     }
 }
 
-/// `GET /v2/events`: Marathon events as server-sent events, one JSON line each.
+/// `GET /v2/events`: Marathon events as server-sent events, one JSON line each. strata's own
+/// types ([`STRATA_EVENTS`]: `deployment_waiting`, why a deployment cannot place its
+/// instances) come only when asked for with `event_type`.
 async fn events(State(service): State<Arc<AppService>>, params: Params) -> Response {
     let wanted: Vec<String> = values(&params, "event_type").map(str::to_owned).collect();
     let attached = views::event(
@@ -460,7 +462,8 @@ async fn events(State(service): State<Arc<AppService>>, params: Params) -> Respo
     });
     let rest = BroadcastStream::new(service.watch()).filter_map(move |event| {
         let keep = match &event {
-            Ok(e) => wanted.is_empty() || wanted.contains(&e.kind),
+            Ok(e) if wanted.is_empty() => !STRATA_EVENTS.contains(&e.kind.as_str()),
+            Ok(e) => wanted.contains(&e.kind),
             Err(_) => false,
         };
         async move {

@@ -90,6 +90,14 @@ pub struct AppsCore {
     pub(super) last_version_ms: u64,
 }
 
+/// strata's own event types: sent only to `/v2/events` watchers that ask for them by name
+/// (Marathon's clients refuse types they do not know).
+pub const STRATA_EVENTS: [&str; 1] = ["deployment_waiting"];
+
+/// How long a deployment waits for offers it can use before an event says why, and how
+/// often it says so again.
+const WAITING_REPORT_MS: u64 = 10_000;
+
 const TERMINAL: [&str; 8] = [
     "TASK_FINISHED",
     "TASK_FAILED",
@@ -366,6 +374,7 @@ impl AppsCore {
                 finished.push(deployment.clone());
             }
         }
+        self.report_waiting(now);
         for deployment_id in finished {
             if let Some(deployment) = self.deployments.remove(&deployment_id) {
                 if let Some(app) = self.apps.get_mut(&deployment.app_id) {
@@ -391,6 +400,49 @@ impl AppsCore {
             self.emit("app_terminated_event", now, json!({ "appId": id }));
         }
         kills
+    }
+
+    /// For each deployment that has waited [`WAITING_REPORT_MS`] without placing an instance:
+    /// a `deployment_waiting` event with the reasons offers were refused.
+    fn report_waiting(&mut self, now: u64) {
+        let mut waiting = Vec::new();
+        for (id, app) in &mut self.apps {
+            let Some(deployment) = app
+                .deployment
+                .as_ref()
+                .and_then(|d| self.deployments.get(d))
+            else {
+                continue;
+            };
+            let count = plan(app).launch;
+            let idle_since = app
+                .offers
+                .last_used_ms
+                .unwrap_or(0)
+                .max(deployment.started_ms);
+            if count == 0
+                || app.deleting
+                || now < app.delay_until_ms
+                || now < idle_since + WAITING_REPORT_MS
+                || now < app.waiting_reported_ms + WAITING_REPORT_MS
+            {
+                continue;
+            }
+            app.waiting_reported_ms = now;
+            let reasons: serde_json::Map<String, Value> = app
+                .offers
+                .rejected
+                .iter()
+                .map(|(reason, n)| ((*reason).to_owned(), json!(n)))
+                .collect();
+            waiting.push(json!({
+                "appId": id, "deploymentId": deployment.id, "waiting": count,
+                "processedOffers": app.offers.processed, "rejectedBy": reasons,
+            }));
+        }
+        for fields in waiting {
+            self.emit("deployment_waiting", now, fields);
+        }
     }
 
     /// Whether some app waits for offers (now or after its backoff).

@@ -246,3 +246,28 @@ fn on_failure_restarts_leave_finished_instances_ended() {
     let again = launched(&core.offers(vec![offer(2, 4.0)], 10_000));
     assert_eq!(again.len(), 1, "only the failed instance is replaced");
 }
+
+#[test]
+fn a_deployment_that_cannot_place_says_why() {
+    let mut core = AppsCore::default();
+    core.create(
+        &json!({ "id": "/huge", "cmd": "x", "cpus": 64, "mem": 16 }),
+        0,
+    )
+    .expect("created");
+    core.take_events();
+    assert!(launched(&core.offers(vec![offer(1, 4.0)], 1_000)).is_empty());
+    core.step(5_000);
+    assert!(!kinds(&mut core).contains(&"deployment_waiting".to_owned()));
+    core.step(11_000);
+    let events = core.take_events();
+    let waiting = events
+        .iter()
+        .find(|e| e["eventType"] == "deployment_waiting")
+        .expect("a waiting event");
+    assert_eq!(waiting["appId"], "/huge");
+    assert_eq!(waiting["rejectedBy"]["InsufficientCpus"], 1);
+    // Not again until another interval has passed.
+    core.step(12_000);
+    assert!(!kinds(&mut core).contains(&"deployment_waiting".to_owned()));
+}

@@ -70,6 +70,8 @@ pub struct App {
     /// Instances that finished successfully under `on-failure` restarts: not replaced
     /// until the configuration changes.
     pub completed: u32,
+    /// When a `deployment_waiting` event last said why this app's instances wait.
+    pub waiting_reported_ms: u64,
 }
 
 /// Versions kept per app.
@@ -92,6 +94,7 @@ impl App {
             offers: OfferStats::default(),
             deleting: false,
             completed: 0,
+            waiting_reported_ms: 0,
         }
     }
 

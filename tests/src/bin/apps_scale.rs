@@ -143,12 +143,15 @@ fn main() {
         "/v2/apps/scale",
         Some(json!({ "instances": args.instances })),
     );
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while api.counts("/scale").0 < args.instances {
         assert!(
             Instant::now() < deadline,
-            "apps-scale: scaling stalled at {:?}",
-            api.counts("/scale")
+            "apps-scale: scaling stalled at {:?} (running, staged); simulated agents failed: {:?}",
+            api.counts("/scale"),
+            failures
+                .lock()
+                .map(|f| f.iter().take(3).cloned().collect::<Vec<_>>())
         );
         std::thread::sleep(Duration::from_millis(20));
     }
