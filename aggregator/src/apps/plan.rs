@@ -1,9 +1,11 @@
 //! What an app needs next, decided from its instances alone (pure): how many instances to
 //! launch and which to kill, so that
-//! - scaling never overshoots: launched plus running instances never exceed the target;
+//! - scaling never overshoots: launched plus running instances, and killed ones that have
+//!   not ended yet, never exceed the target;
 //! - a rolling upgrade or restart keeps at least `ceil(instances * minimumHealthCapacity)`
 //!   ready instances (running and, with health checks, healthy) and never runs more than
-//!   `instances * (1 + maximumOverCapacity)` in all;
+//!   `instances * (1 + maximumOverCapacity)` in all, killed ones that have not ended
+//!   included;
 //! - a deleted app loses every instance.
 
 use super::instances::{App, Instance};
@@ -37,6 +39,9 @@ pub fn plan(app: &App) -> Plan {
         };
     }
     let target = app.target() as usize;
+    // Killed but not yet ended: still alive on their agents, so they still count against
+    // the target and the ceiling.
+    let dying = app.instances.values().filter(|i| i.killing).count();
     let (new, old): (Vec<&Instance>, Vec<&Instance>) =
         app.active().partition(|i| i.version == app.config_version);
     let mut kill = Vec::new();
@@ -50,7 +55,7 @@ pub fn plan(app: &App) -> Plan {
             );
         }
         return Plan {
-            launch: target.saturating_sub(new.len()) as u32,
+            launch: target.saturating_sub(new.len() + dying) as u32,
             kill,
         };
     }
@@ -70,15 +75,16 @@ pub fn plan(app: &App) -> Plan {
             kill.push(instance.task_id.clone());
         }
     }
-    let old_left = old.len() - kill.len();
-    let room = max_total.saturating_sub(old_left + new.len());
-    let mut launch = room.min(target.saturating_sub(new.len()));
-    if launch == 0 && kill.is_empty() && new.len() == ready_new && new.len() < target {
+    // Old instances killed now are alive until they end: they count like the dying ones.
+    let room = max_total.saturating_sub(old.len() + new.len() + dying);
+    let launch = room.min(target.saturating_sub(new.len()));
+    if launch == 0 && kill.is_empty() && dying == 0 && new.len() == ready_new && new.len() < target
+    {
         // No room over capacity and no spare capacity (minimumHealthCapacity 1 with
-        // maximumOverCapacity 0): replace one old instance at a time, as Marathon does.
+        // maximumOverCapacity 0): replace one old instance at a time, as Marathon does; its
+        // replacement starts once it has ended, so the ceiling holds.
         if let Some(first) = kill_order(old.iter().copied(), checked).first() {
             kill.push(first.task_id.clone());
-            launch = 1;
         }
     }
     Plan {
@@ -115,7 +121,10 @@ mod tests {
 
     fn add(app: &mut App, n: usize, version: &str, state: &str) {
         for _ in 0..n {
-            let id = format!("t{}", app.instances.len());
+            let id = (app.instances.len()..)
+                .map(|k| format!("t{k}"))
+                .find(|id| !app.instances.contains_key(id))
+                .expect("a free id");
             app.instances.insert(
                 id.clone(),
                 Instance {
@@ -168,25 +177,32 @@ mod tests {
         };
         a.change(changed, "v2");
         let p = plan(&a);
-        // 2 of 4 must stay ready: 2 old go; at most 5 in all: 3 new start.
-        assert_eq!((p.launch, p.kill.len()), (3, 2));
+        // 2 of 4 must stay ready: 2 old go; at most 5 alive: 1 new starts beside the 4.
+        assert_eq!((p.launch, p.kill.len()), (1, 2));
         for id in &p.kill {
             a.instances.get_mut(id).expect("instance").killing = true;
         }
-        add(&mut a, 3, "v2", "TASK_STAGING");
+        add(&mut a, 1, "v2", "TASK_STAGING");
         assert_eq!(
             plan(&a),
-            Plan {
-                launch: 0,
-                kill: vec![]
-            },
-            "waits for new ones to be ready"
+            Plan::default(),
+            "the killed ones are still alive: no room"
         );
+        a.instances.retain(|_, i| !i.killing);
+        let p = plan(&a);
+        assert_eq!((p.launch, p.kill.len()), (2, 0), "their room is taken");
+        add(&mut a, 2, "v2", "TASK_STAGING");
+        assert_eq!(plan(&a), Plan::default(), "waits for new ones to be ready");
         for i in a.instances.values_mut().filter(|i| i.version == "v2") {
             i.state = "TASK_RUNNING".into();
         }
         let p = plan(&a);
-        assert_eq!((p.launch, p.kill.len()), (1, 2));
+        assert_eq!((p.launch, p.kill.len()), (0, 2), "the last old ones go");
+        for id in &p.kill {
+            a.instances.get_mut(id).expect("instance").killing = true;
+        }
+        a.instances.retain(|_, i| !i.killing);
+        assert_eq!(plan(&a).launch, 1);
     }
 
     #[test]
@@ -202,8 +218,15 @@ mod tests {
         changed.upgrade_strategy.maximum_over_capacity = 0.0;
         a.change(changed, "v2");
         let p = plan(&a);
-        assert_eq!((p.launch, p.kill.len()), (1, 1));
+        assert_eq!((p.launch, p.kill.len()), (0, 1), "one goes first");
         a.instances.get_mut(&p.kill[0]).expect("instance").killing = true;
+        assert_eq!(
+            plan(&a),
+            Plan::default(),
+            "its replacement waits for its end"
+        );
+        a.instances.retain(|_, i| !i.killing);
+        assert_eq!(plan(&a).launch, 1);
         add(&mut a, 1, "v2", "TASK_RUNNING");
         assert_eq!(plan(&a), Plan::default(), "the new one is not healthy yet");
         assert!(!converged(&a));

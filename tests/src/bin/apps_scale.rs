@@ -4,9 +4,10 @@
 //! - scales one app from 0 to T instances: the time until all are running, and the most
 //!   instances ever alive at once, counted by the simulated agents themselves (launches
 //!   minus kills), which must never exceed T;
-//! - rolls a new command out over U instances (`minimumHealthCapacity` 1,
-//!   `maximumOverCapacity` 1): the time until the deployment is done, and the fewest running
-//!   instances seen during it (sampled every 20 ms).
+//! - rolls a new command out over U instances, with Marathon's default strategy
+//!   (`minimumHealthCapacity` 1, `maximumOverCapacity` 1) and a tight one (0.9, 0.1): the
+//!   time until the deployment is done, and the fewest running and most alive instances
+//!   seen during it (sampled every 20 ms) beside the bounds the strategy sets.
 //!
 //! Run with `cargo xtask bench` or
 //! `target/release/apps-scale --aggregator target/release/strata-aggregator --agents 1000 --instances 10000 --upgrade 1000`.
@@ -89,6 +90,21 @@ impl Api {
         )
     }
 
+    /// Deletes `id` (forced) and waits until the app and its instances are gone.
+    fn delete(&self, id: &str, tally: &Tally) {
+        self.send("DELETE", &format!("/v2/apps{id}?force=true"), None);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        // A deleted app is gone from the listings at once but exists until its stop
+        // deployment ends.
+        while tally.live() > 0 || self.deployments() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "apps-scale: {id} was not deleted"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn deployments(&self) -> usize {
         self.send("GET", "/v2/deployments", None)
             .as_array()
@@ -98,6 +114,47 @@ impl Api {
 
 fn app(id: &str, cmd: &str, instances: u64) -> Value {
     json!({ "id": id, "cmd": cmd, "instances": instances, "cpus": 0.1, "mem": 32 })
+}
+
+/// What one rolling upgrade took.
+struct Rolled {
+    seconds: f64,
+    /// Fewest running instances of the app seen during it (sampled every 20 ms).
+    fewest: u64,
+    /// Most instances alive on the agents at once (sampled likewise).
+    most: i64,
+}
+
+/// Creates `/roll` with `instances` and the strategy, waits for it, rolls a new command out,
+/// and deletes it again.
+fn roll(api: &Api, tally: &Tally, instances: u64, health: f64, over: f64) -> Rolled {
+    let mut definition = app("/roll", "sleep 3600", instances);
+    definition["upgradeStrategy"] =
+        json!({ "minimumHealthCapacity": health, "maximumOverCapacity": over });
+    api.send("POST", "/v2/apps", Some(definition));
+    while api.counts("/roll").0 < instances || api.deployments() > 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rolling = Instant::now();
+    api.send("PUT", "/v2/apps/roll", Some(json!({ "cmd": "sleep 3601" })));
+    let (mut fewest, mut most) = (u64::MAX, 0);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while api.deployments() > 0 {
+        fewest = fewest.min(api.counts("/roll").0);
+        most = most.max(tally.live());
+        assert!(
+            Instant::now() < deadline,
+            "apps-scale: the upgrade did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seconds = rolling.elapsed().as_secs_f64();
+    api.delete("/roll", tally);
+    Rolled {
+        seconds,
+        fewest,
+        most,
+    }
 }
 
 fn main() {
@@ -158,33 +215,13 @@ fn main() {
     let scale_seconds = scaling.elapsed().as_secs_f64();
     let scale_cpu = (cpu_ticks(started.pid()) - cpu_before) as f64 / scale_seconds;
     let peak = tally.peak();
-    api.send("DELETE", "/v2/apps/scale?force=true", None);
-    while tally.live() > 0 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    api.delete("/scale", &tally);
 
-    // A rolling upgrade of U instances.
-    api.send(
-        "POST",
-        "/v2/apps",
-        Some(app("/roll", "sleep 3600", args.upgrade)),
-    );
-    while api.counts("/roll").0 < args.upgrade || api.deployments() > 0 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let rolling = Instant::now();
-    api.send("PUT", "/v2/apps/roll", Some(json!({ "cmd": "sleep 3601" })));
-    let mut fewest = u64::MAX;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while api.deployments() > 0 {
-        fewest = fewest.min(api.counts("/roll").0);
-        assert!(
-            Instant::now() < deadline,
-            "apps-scale: the upgrade did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let roll_seconds = rolling.elapsed().as_secs_f64();
+    // Rolling upgrades of U instances: Marathon's default strategy, and a tight one.
+    let rolls: Vec<(f64, f64, Rolled)> = [(1.0, 1.0), (0.9, 0.1)]
+        .into_iter()
+        .map(|(health, over)| (health, over, roll(&api, &tally, args.upgrade, health, over)))
+        .collect();
     if let Ok(f) = failures.lock()
         && let Some(first) = f.first()
     {
@@ -198,12 +235,28 @@ fn main() {
         args.agents
     );
     println!(
-        "| agents | scale 0 to N | time to all running | most alive at once | aggregator CPU (% of one core) | rolling upgrade of U | upgrade time | fewest running during it |"
+        "| agents | scale 0 to N | time to all running | most alive at once | aggregator CPU (% of one core) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     println!(
-        "| {} | {} | {scale_seconds:.2} s | {peak} | {scale_cpu:.0} | {} | {roll_seconds:.2} s | {fewest} |",
-        args.agents, args.instances, args.upgrade,
+        "| {} | {} | {scale_seconds:.2} s | {peak} | {scale_cpu:.0} |",
+        args.agents, args.instances,
     );
+    println!(
+        "\n| rolling upgrade of | minimumHealthCapacity / maximumOverCapacity | time | fewest running (floor) | most alive (ceiling) |"
+    );
+    println!("|---|---|---|---|---|");
+    for (health, over, rolled) in &rolls {
+        let u = args.upgrade as f64;
+        println!(
+            "| {} | {health} / {over} | {:.2} s | {} ({}) | {} ({}) |",
+            args.upgrade,
+            rolled.seconds,
+            rolled.fewest,
+            (u * health).ceil(),
+            rolled.most,
+            u + (u * over).floor(),
+        );
+    }
     drop(runtime);
 }
