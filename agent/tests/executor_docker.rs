@@ -1,6 +1,6 @@
 //! The executor running Docker tasks against the real engine (skipped, saying why, when no
-//! engine answers). Nothing is pulled: the image is `busybox` when the engine has it, else a
-//! static busybox imported locally, as the end-to-end tests do.
+//! engine answers). Nothing is pulled: the image is the static busybox `cargo xtask setup`
+//! imports.
 
 #[allow(dead_code, reason = "helpers shared with the command-task tests")]
 mod support;
@@ -14,51 +14,17 @@ use proto::exec::TaskState::{TaskFailed, TaskFinished, TaskKilled, TaskRunning, 
 
 const IMPORTED: &str = "strata-test/busybox:latest";
 
-/// An image with `sh`, `echo` and `sleep`, or why there is none.
-fn image() -> Result<String, String> {
-    let present = |image: &str| {
-        Command::new("docker")
-            .args(["image", "inspect", image])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if present("busybox") {
-        return Ok("busybox".into());
-    }
-    if present(IMPORTED) {
-        return Ok(IMPORTED.into());
-    }
-    if !std::path::Path::new("/bin/busybox").exists() {
-        return Err("no busybox image and no /bin/busybox (busybox-static) to build one".into());
-    }
-    let root = std::env::temp_dir().join(format!("strata-exec-busybox-{}", std::process::id()));
-    let bin = root.join("bin");
-    std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
-    std::fs::copy("/bin/busybox", bin.join("busybox")).map_err(|e| e.to_string())?;
-    for applet in ["sh", "echo", "sleep", "cat"] {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).map_err(|e| e.to_string())?;
-    }
-    let tarball = root.with_extension("tar");
-    let run = |program: &str, args: &[&str]| {
-        let output = Command::new(program)
-            .args(args)
-            .output()
-            .map_err(|e| e.to_string())?;
-        output
-            .status
-            .success()
-            .then_some(())
-            .ok_or_else(|| String::from_utf8_lossy(&output.stderr).into_owned())
-    };
-    let (root_text, tar_text) = (root.to_string_lossy(), tarball.to_string_lossy());
-    run("tar", &["-C", &root_text, "-cf", &tar_text, "."])?;
-    run(
-        "docker",
-        &["import", "-c", "CMD [\"/bin/sh\"]", &tar_text, IMPORTED],
-    )?;
-    let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_file(&tarball);
-    Ok(IMPORTED.into())
+/// The tests' image, which `cargo xtask setup` imports (with `sh`, `echo` and `sleep`).
+fn image() -> String {
+    let present = Command::new("docker")
+        .args(["image", "inspect", IMPORTED])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        present,
+        "the Docker engine has no {IMPORTED}: run `cargo xtask setup`, which imports it"
+    );
+    IMPORTED.into()
 }
 
 fn docker_task(task_id: &str, image: &str, script: &str) -> TaskSpec {
@@ -93,10 +59,7 @@ async fn container_tasks_run_fail_and_are_killed() {
         eprintln!("skipping: {}", agent::error_chain(&err));
         return;
     }
-    let image = match image() {
-        Ok(image) => image,
-        Err(why) => return eprintln!("skipping: {why}"),
-    };
+    let image = image();
     let dir = test_dir("docker");
     let mut harness = Harness::start(&dir).await;
     let script = "echo $GREETING port=$PORT0 in $MESOS_SANDBOX; exit 0";

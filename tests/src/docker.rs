@@ -1,5 +1,5 @@
 //! Local Docker images and containers for the tests. Nothing is pulled: the image is a static
-//! busybox (Debian's busybox-static) imported into the engine.
+//! busybox (Debian's busybox-static) that `cargo xtask setup` imports into the engine.
 
 use std::process::Command;
 
@@ -8,46 +8,16 @@ use crate::sh;
 /// The test image: busybox with `sh`, `httpd`, `nc` and `sleep`.
 pub const IMAGE: &str = "strata-test/busybox:latest";
 
-/// Imports the test image unless the engine already has it.
+/// Checks that the engine has the test image, which `cargo xtask setup` imports.
 pub fn ensure_image() {
     let present = Command::new("docker")
         .args(["image", "inspect", IMAGE])
         .output()
         .is_ok_and(|o| o.status.success());
-    if present {
-        return;
-    }
-    let root = std::env::temp_dir().join(format!("strata-busybox-{}", std::process::id()));
-    let bin = root.join("bin");
-    std::fs::create_dir_all(&bin).expect("creating the image tree");
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("copying /bin/busybox (Debian package busybox-static)");
-    for applet in ["sh", "httpd", "nc", "sleep", "cat", "echo", "wget"] {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("linking an applet");
-    }
-    let tarball = root.with_extension("tar");
-    sh(
-        "tar",
-        &[
-            "-C",
-            &root.to_string_lossy(),
-            "-cf",
-            &tarball.to_string_lossy(),
-            ".",
-        ],
+    assert!(
+        present,
+        "the Docker engine has no {IMAGE}: run `cargo xtask setup`, which imports it"
     );
-    sh(
-        "docker",
-        &[
-            "import",
-            "-c",
-            "CMD [\"/bin/sh\"]",
-            &tarball.to_string_lossy(),
-            IMAGE,
-        ],
-    );
-    let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_file(&tarball);
 }
 
 /// A running container, removed when dropped.

@@ -1,6 +1,7 @@
 //! `cargo xtask setup`: installs what is missing, idempotently, on a Debian machine as root:
 //! the nightly `rust-src` component, the `llvm-N-dev` matching the nightly rustc's LLVM,
-//! bpf-linker built against it, the Docker engine (started when not running), busybox-static
+//! bpf-linker built against it, the Docker engine (started when not running) with the tests'
+//! busybox image, busybox-static
 //! for local test images, and the network tools the tests use. Where it cannot install (not
 //! root, not Debian) it says what to do by hand and fails.
 
@@ -39,6 +40,7 @@ pub fn run() -> anyhow::Result<()> {
     ensure_bpf_linker(llvm_major)?;
     ensure_python_tools()?;
     ensure_docker_running(&host)?;
+    ensure_test_image()?;
     eprintln!("xtask: setup complete");
     Ok(())
 }
@@ -318,6 +320,58 @@ fn ensure_docker_running(host: &Host) -> anyhow::Result<()> {
         thread::sleep(Duration::from_millis(250));
     }
     bail!("dockerd did not answer within {DOCKER_START_TIMEOUT:?}; see /var/log/strata-dockerd.log")
+}
+
+/// The image the Docker tests run (nothing can be pulled): Debian's static busybox with the
+/// applets they use, imported into the engine.
+pub const TEST_IMAGE: &str = "strata-test/busybox:latest";
+const TEST_IMAGE_APPLETS: [&str; 7] = ["sh", "httpd", "nc", "sleep", "cat", "echo", "wget"];
+
+/// Imports [`TEST_IMAGE`] unless the engine has it with every applet.
+fn ensure_test_image() -> anyhow::Result<()> {
+    let complete = cmd::succeeds(
+        Command::new("docker")
+            .args([
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                TEST_IMAGE,
+                "/bin/busybox",
+                "ls",
+            ])
+            .args(TEST_IMAGE_APPLETS.map(|a| format!("/bin/{a}"))),
+    );
+    if complete {
+        return Ok(());
+    }
+    eprintln!("xtask: importing the test image {TEST_IMAGE}");
+    let root = std::env::temp_dir().join(format!("strata-busybox-{}", std::process::id()));
+    let bin = root.join("bin");
+    fs::create_dir_all(&bin).context("creating the image tree")?;
+    fs::copy("/bin/busybox", bin.join("busybox"))
+        .context("copying /bin/busybox (Debian package busybox-static)")?;
+    for applet in TEST_IMAGE_APPLETS {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).context("linking an applet")?;
+    }
+    let tarball = root.with_extension("tar");
+    cmd::run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    )?;
+    cmd::run(
+        Command::new("docker")
+            .args(["import", "-c", "CMD [\"/bin/sh\"]"])
+            .arg(&tarball)
+            .arg(TEST_IMAGE),
+    )?;
+    let _ = fs::remove_dir_all(&root);
+    let _ = fs::remove_file(&tarball);
+    Ok(())
 }
 
 #[cfg(test)]

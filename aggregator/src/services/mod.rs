@@ -4,11 +4,12 @@
 //! app service's API.
 //!
 //! - [`yaml`]: YAML to JSON, with each node's line.
-//! - [`spec`]: the file's fields, defaults and rules.
+//! - [`spec`], [`rules`]: the file's fields and defaults, and its rules.
 //! - [`translate`]: services as app definitions.
 //! - [`diff`]: what applying a file changes.
 
 pub mod diff;
+pub mod rules;
 pub mod spec;
 pub mod translate;
 pub mod yaml;
