@@ -9,6 +9,7 @@
 //! - [`apps`]: the Marathon-compatible app service, a framework of the master.
 //! - [`services`]: declarative service files, as the `strata` client applies them.
 //! - [`http`]: the REST and WebSocket API.
+//! - [`zk`]: ZooKeeper addresses, subtrees, and the sync engine between two clusters.
 //! - [`state`], [`metrics`]: what the tasks share.
 
 pub mod apps;
@@ -21,6 +22,7 @@ pub mod services;
 pub mod state;
 pub mod tokens;
 pub mod topology;
+pub mod zk;
 
 /// An error and its sources on one line, outermost first: `a: b: c`.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

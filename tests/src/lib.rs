@@ -17,6 +17,7 @@ pub mod rogue;
 pub mod sim_executor;
 pub mod synthetic;
 pub mod v1_framework;
+pub mod zk;
 
 use std::process::Command;
 

@@ -23,6 +23,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const PACKAGES: &[&str] = &[
     "docker.io",
     "busybox-static",
+    "zookeeper",
     "iproute2",
     "nftables",
     "iptables",

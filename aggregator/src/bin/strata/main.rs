@@ -1,6 +1,6 @@
 //! `strata`: the command-line client of a strata cluster. It checks and applies service
 //! files, shows and scales apps, and reads tasks' output, all through the aggregator's HTTP
-//! API.
+//! API; `strata zk` copies, compares and syncs ZooKeeper subtrees.
 //!
 //! Exit codes: 0 done; 1 refused by the aggregator or not finished in time; 64 bad usage;
 //! 65 an invalid service file; 69 the aggregator cannot be reached.
@@ -9,6 +9,7 @@ mod apply;
 mod client;
 mod tasks;
 mod wait;
+mod zk;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -86,6 +87,9 @@ enum Command {
         #[arg(long, default_value_t = 64 * 1024)]
         tail_bytes: u64,
     },
+    /// ZooKeeper: copy a subtree between clusters, compare two, or keep them in sync.
+    #[command(subcommand)]
+    Zk(zk::ZkCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +165,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 tail_bytes,
             },
         ),
+        Command::Zk(command) => zk::run(command),
     }
 }
 
@@ -173,6 +178,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if usage { 64 } else { 0 });
         }
     };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,0 +1,117 @@
+//! Reading a whole subtree from a ZooKeeper server, pipelined: every node of a level is
+//! asked for its data, ACL and children at once (the client sends each request when it is
+//! made), a bounded number at a time. Nodes deleted while the tree is read are skipped.
+
+use futures_util::future::join_all;
+use zookeeper_client as zk;
+
+use super::{
+    ZkError,
+    tree::{AclEntry, Node, Tree},
+    url::ZkUrl,
+};
+
+/// Nodes asked about at once (three requests each).
+const IN_FLIGHT: usize = 1000;
+
+/// ZooKeeper's own subtree, never copied.
+const SYSTEM: &str = "/zookeeper";
+
+pub fn acl_entries(acl: &[zk::Acl]) -> Vec<AclEntry> {
+    acl.iter()
+        .map(|a| AclEntry {
+            perms: permission_bits(a.permission()),
+            scheme: a.scheme().to_owned(),
+            id: a.id().to_owned(),
+        })
+        .collect()
+}
+
+fn permission_bits(p: zk::Permission) -> u32 {
+    [
+        (zk::Permission::READ, 1),
+        (zk::Permission::WRITE, 2),
+        (zk::Permission::CREATE, 4),
+        (zk::Permission::DELETE, 8),
+        (zk::Permission::ADMIN, 16),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| p.has(*flag))
+    .map(|(_, bit)| bit)
+    .sum()
+}
+
+/// The client's ACL for entries read from a tree.
+pub fn zk_acl(entries: &[AclEntry]) -> Vec<zk::Acl> {
+    entries
+        .iter()
+        .map(|e| {
+            let mut permission = zk::Permission::NONE;
+            for (flag, bit) in [
+                (zk::Permission::READ, 1),
+                (zk::Permission::WRITE, 2),
+                (zk::Permission::CREATE, 4),
+                (zk::Permission::DELETE, 8),
+                (zk::Permission::ADMIN, 16),
+            ] {
+                if e.perms & bit != 0 {
+                    permission = permission | flag;
+                }
+            }
+            zk::Acl::new(permission, zk::AuthId::new(&e.scheme, &e.id))
+        })
+        .collect()
+}
+
+/// Reads one node; None when it does not exist.
+pub async fn read_node(
+    client: &zk::Client,
+    path: &str,
+) -> Result<Option<(Node, Vec<String>)>, ZkError> {
+    let data = client.get_data(path);
+    let acl = client.get_acl(path);
+    let children = client.list_children(path);
+    let (data, acl, children) = futures_util::join!(data, acl, children);
+    let node = |(data, stat): (Vec<u8>, zk::Stat), acl: Vec<zk::Acl>| Node {
+        data,
+        acl: acl_entries(&acl),
+        ephemeral: stat.ephemeral_owner != 0,
+        mtime_ms: stat.mtime,
+        mzxid: stat.mzxid,
+        cversion: stat.cversion,
+    };
+    match (data, acl, children) {
+        (Ok(data), Ok((acl, _)), Ok(children)) => Ok(Some((node(data, acl), children))),
+        (Err(zk::Error::NoNode), _, _)
+        | (_, Err(zk::Error::NoNode), _)
+        | (_, _, Err(zk::Error::NoNode)) => Ok(None),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(ZkError::new("reading", path, e)),
+    }
+}
+
+/// Reads the subtree at `url`'s root (empty when the root does not exist).
+pub async fn read_tree(client: &zk::Client, url: &ZkUrl) -> Result<Tree, ZkError> {
+    let mut tree = Tree::default();
+    let mut level = vec![String::new()];
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for chunk in level.chunks(IN_FLIGHT) {
+            let absolute: Vec<String> = chunk.iter().map(|rel| url.absolute(rel)).collect();
+            let reads = absolute.iter().map(|path| read_node(client, path));
+            for (rel, read) in chunk.iter().zip(join_all(reads).await) {
+                let Some((node, children)) = read? else {
+                    continue;
+                };
+                for child in children {
+                    let child_rel = format!("{rel}/{child}");
+                    if url.absolute(&child_rel) != SYSTEM {
+                        next.push(child_rel);
+                    }
+                }
+                tree.nodes.insert(rel.clone(), node);
+            }
+        }
+        level = next;
+    }
+    Ok(tree)
+}
