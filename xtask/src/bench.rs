@@ -8,7 +8,9 @@
 //!   launching 50,000 tasks as fast as offers allow, and offer latency after REVIVE;
 //! - `apps-scale`: the app service on 1,000 simulated agents, one app scaled from 0 to
 //!   10,000 instances (time and the highest count ever alive) and a rolling upgrade of
-//!   1,000 (time and the fewest running during it).
+//!   1,000 (time and the fewest running during it);
+//! - `zk-bench`: the ZooKeeper sync engine on two real servers: live sync lag at 1,000
+//!   writes/s, and initial copies of 10,000 and 100,000 znodes beside a kazoo copier.
 
 use std::process::Command;
 
@@ -67,5 +69,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 "--upgrade",
                 "1000",
             ]),
-    )
+    )?;
+    cmd::run(Command::new(bin.join("zk-bench")).args(["--sizes", "10000,100000"]))
 }

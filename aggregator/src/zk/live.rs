@@ -31,7 +31,7 @@ use super::{
     ZkError, connect, copy,
     decide::{Action, Change, InStep, Policy, Side, concurrent, decide},
     read::{read_node, read_tree, zk_acl},
-    tree::{Node, Tree},
+    tree::{AclEntry, Node, Tree},
     url::ZkUrl,
 };
 use crate::state::now_ms;
@@ -187,7 +187,7 @@ impl Engine {
             Side::A => held.a,
             Side::B => held.b,
         };
-        self.write(keep.other(), path, state.as_ref()).await?;
+        self.write(keep.other(), path, state.as_ref(), None).await?;
         Ok(true)
     }
 
@@ -290,11 +290,15 @@ impl Engine {
 
     /// Makes `to`'s node at `path` be `state` (None: deleted, with its children); returns
     /// the written node's modification zxid.
+    ///
+    /// `known_acl` is the target's ACL as just read, if known: when it already is the
+    /// wanted one, the write costs one request.
     async fn write(
         &self,
         to: Side,
         path: &str,
         state: Option<&Node>,
+        known_acl: Option<&[AclEntry]>,
     ) -> Result<Option<i64>, ZkError> {
         let client = self.client(to);
         let abs = self.url(to).absolute(path);
@@ -303,8 +307,8 @@ impl Engine {
             return Ok(None);
         };
         let acl = zk_acl(&node.acl);
-        let stat = match client.set_data(&abs, &node.data, None).await {
-            Ok(stat) => stat,
+        let (stat, acl_right) = match client.set_data(&abs, &node.data, None).await {
+            Ok(stat) => (stat, known_acl == Some(node.acl.as_slice())),
             Err(zk::Error::NoNode) => {
                 let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acl));
                 if let Some((parent, _)) = abs.rsplit_once('/')
@@ -317,16 +321,23 @@ impl Engine {
                         .map_err(|e| ZkError::new("creating", parent, e))?;
                 }
                 match client.create(&abs, &node.data, &options).await {
-                    Ok((stat, _)) => stat,
-                    Err(zk::Error::NodeExists) => client
-                        .set_data(&abs, &node.data, None)
-                        .await
-                        .map_err(|e| ZkError::new("setting", &abs, e))?,
+                    // Created with the wanted ACL.
+                    Ok((stat, _)) => (stat, true),
+                    Err(zk::Error::NodeExists) => (
+                        client
+                            .set_data(&abs, &node.data, None)
+                            .await
+                            .map_err(|e| ZkError::new("setting", &abs, e))?,
+                        false,
+                    ),
                     Err(e) => return Err(ZkError::new("creating", &abs, e)),
                 }
             }
             Err(e) => return Err(ZkError::new("setting", &abs, e)),
         };
+        if acl_right {
+            return Ok(Some(stat.mzxid));
+        }
         let (have, _) = client
             .get_acl(&abs)
             .await
@@ -392,8 +403,8 @@ impl Engine {
                     if self.config.both_ways && concurrent(&change) {
                         self.metrics.conflicts.inc();
                     }
-                    let source = if to == Side::B { na } else { nb };
-                    writes.push((path.clone(), to, source));
+                    let (source, target) = if to == Side::B { (na, nb) } else { (nb, na) };
+                    writes.push((path.clone(), to, source, target.map(|t| t.acl)));
                 }
             }
         }
@@ -401,7 +412,7 @@ impl Engine {
         // written in the same batch waits for the ones before it, so a parent's delete and a
         // child's create never interleave.
         let paths: std::collections::BTreeSet<&str> =
-            writes.iter().map(|(p, _, _)| p.as_str()).collect();
+            writes.iter().map(|(p, ..)| p.as_str()).collect();
         let related = |path: &str| {
             let below = format!("{path}/");
             let mut up = path;
@@ -421,19 +432,19 @@ impl Engine {
             (0..writes.len()).partition(|&i| !related(&writes[i].0));
         let mut done: Vec<Option<Result<Option<i64>, ZkError>>> = vec![None; writes.len()];
         let together = join_all(free.iter().map(|&i| {
-            let (path, to, source) = &writes[i];
-            self.write(*to, path, source.as_ref())
+            let (path, to, source, acl) = &writes[i];
+            self.write(*to, path, source.as_ref(), acl.as_deref())
         }))
         .await;
         for (&i, result) in free.iter().zip(together) {
             done[i] = Some(result);
         }
         for i in chained {
-            let (path, to, source) = &writes[i];
-            done[i] = Some(self.write(*to, path, source.as_ref()).await);
+            let (path, to, source, acl) = &writes[i];
+            done[i] = Some(self.write(*to, path, source.as_ref(), acl.as_deref()).await);
         }
         let done = done.into_iter().flatten();
-        for ((path, to, source), result) in writes.iter().zip(done) {
+        for ((path, to, source, _), result) in writes.iter().zip(done) {
             match result {
                 Ok(written) => {
                     self.metrics.writes.inc();
@@ -481,9 +492,7 @@ impl Engine {
         for side in sides {
             tokio::spawn(self.clone().watch(*side, tx.clone()));
         }
-        // Watches are placed before the first resync, so nothing falls between the two.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = tx.send(Input::Resync);
+        // Each watch asks for a resync once it is placed, so nothing falls between the two.
         // Anti-entropy: a full comparison now and then, whatever the watches said.
         let periodic = tx.clone();
         tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! Reading a whole subtree from a ZooKeeper server, pipelined: every node of a level is
-//! asked for its data, ACL and children at once (the client sends each request when it is
-//! made), a bounded number at a time. Nodes deleted while the tree is read are skipped.
+//! asked for its data and ACL at once (the client sends each request when it is made), a
+//! bounded number at a time, then those with children for their names. Nodes deleted while
+//! the tree is read are skipped.
 
 use futures_util::future::join_all;
 use zookeeper_client as zk;
@@ -11,8 +12,8 @@ use super::{
     url::ZkUrl,
 };
 
-/// Nodes asked about at once (three requests each).
-const IN_FLIGHT: usize = 1000;
+/// Nodes asked about at once (two requests each, a third for those with children).
+const IN_FLIGHT: usize = 5000;
 
 /// ZooKeeper's own subtree, never copied.
 const SYSTEM: &str = "/zookeeper";
@@ -63,29 +64,34 @@ pub fn zk_acl(entries: &[AclEntry]) -> Vec<zk::Acl> {
         .collect()
 }
 
-/// Reads one node; None when it does not exist.
-pub async fn read_node(
-    client: &zk::Client,
-    path: &str,
-) -> Result<Option<(Node, Vec<String>)>, ZkError> {
+/// Reads one node (data, stat and ACL, both asked at once); None when it does not exist.
+/// Also says whether it has children.
+pub async fn read_node(client: &zk::Client, path: &str) -> Result<Option<(Node, bool)>, ZkError> {
     let data = client.get_data(path);
     let acl = client.get_acl(path);
-    let children = client.list_children(path);
-    let (data, acl, children) = futures_util::join!(data, acl, children);
-    let node = |(data, stat): (Vec<u8>, zk::Stat), acl: Vec<zk::Acl>| Node {
-        data,
-        acl: acl_entries(&acl),
-        ephemeral: stat.ephemeral_owner != 0,
-        mtime_ms: stat.mtime,
-        mzxid: stat.mzxid,
-        cversion: stat.cversion,
-    };
-    match (data, acl, children) {
-        (Ok(data), Ok((acl, _)), Ok(children)) => Ok(Some((node(data, acl), children))),
-        (Err(zk::Error::NoNode), _, _)
-        | (_, Err(zk::Error::NoNode), _)
-        | (_, _, Err(zk::Error::NoNode)) => Ok(None),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(ZkError::new("reading", path, e)),
+    let (data, acl) = futures_util::join!(data, acl);
+    match (data, acl) {
+        (Ok((data, stat)), Ok((acl, _))) => Ok(Some((
+            Node {
+                data,
+                acl: acl_entries(&acl),
+                ephemeral: stat.ephemeral_owner != 0,
+                mtime_ms: stat.mtime,
+                mzxid: stat.mzxid,
+                cversion: stat.cversion,
+            },
+            stat.num_children > 0,
+        ))),
+        (Err(zk::Error::NoNode), _) | (_, Err(zk::Error::NoNode)) => Ok(None),
+        (Err(e), _) | (_, Err(e)) => Err(ZkError::new("reading", path, e)),
+    }
+}
+
+async fn children_of(client: &zk::Client, path: &str) -> Result<Vec<String>, ZkError> {
+    match client.list_children(path).await {
+        Ok(children) => Ok(children),
+        Err(zk::Error::NoNode) => Ok(Vec::new()),
+        Err(e) => Err(ZkError::new("listing", path, e)),
     }
 }
 
@@ -98,17 +104,25 @@ pub async fn read_tree(client: &zk::Client, url: &ZkUrl) -> Result<Tree, ZkError
         for chunk in level.chunks(IN_FLIGHT) {
             let absolute: Vec<String> = chunk.iter().map(|rel| url.absolute(rel)).collect();
             let reads = absolute.iter().map(|path| read_node(client, path));
-            for (rel, read) in chunk.iter().zip(join_all(reads).await) {
-                let Some((node, children)) = read? else {
+            // Children are listed only for nodes that have some (most nodes are leaves).
+            let mut parents = Vec::new();
+            for ((rel, abs), read) in chunk.iter().zip(&absolute).zip(join_all(reads).await) {
+                let Some((node, has_children)) = read? else {
                     continue;
                 };
-                for child in children {
+                if has_children {
+                    parents.push((rel, abs));
+                }
+                tree.nodes.insert(rel.clone(), node);
+            }
+            let lists = parents.iter().map(|(_, abs)| children_of(client, abs));
+            for ((rel, _), children) in parents.iter().zip(join_all(lists).await) {
+                for child in children? {
                     let child_rel = format!("{rel}/{child}");
                     if url.absolute(&child_rel) != SYSTEM {
                         next.push(child_rel);
                     }
                 }
-                tree.nodes.insert(rel.clone(), node);
             }
         }
         level = next;
