@@ -19,10 +19,6 @@ use std::{
 };
 
 use futures_util::future::join_all;
-use prometheus_client::{
-    metrics::{counter::Counter, gauge::Gauge, histogram::Histogram},
-    registry::Registry,
-};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 use zookeeper_client as zk;
@@ -30,9 +26,11 @@ use zookeeper_client as zk;
 use super::{
     ZkError, connect, copy,
     decide::{Action, Change, InStep, Policy, Side, concurrent, decide},
-    read::{read_node, read_tree, zk_acl},
+    metrics::SyncMetrics,
+    read::{read_node, read_tree},
     tree::{AclEntry, Node, Tree},
     url::ZkUrl,
+    write,
 };
 use crate::state::now_ms;
 
@@ -54,64 +52,6 @@ pub struct SyncConfig {
     pub b: ZkUrl,
     pub both_ways: bool,
     pub policy: Policy,
-}
-
-/// The engine's metrics, under `strata_zk_sync_`.
-#[derive(Debug)]
-pub struct SyncMetrics {
-    pub writes: Counter,
-    pub conflicts: Counter,
-    pub held: Gauge,
-    pub errors: Counter,
-    pub resyncs: Counter,
-    /// From a change's mtime on one side to its write on the other.
-    pub lag_seconds: Histogram,
-}
-
-impl SyncMetrics {
-    fn new() -> Self {
-        Self {
-            writes: Counter::default(),
-            conflicts: Counter::default(),
-            held: Gauge::default(),
-            errors: Counter::default(),
-            resyncs: Counter::default(),
-            lag_seconds: Histogram::new([
-                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-            ]),
-        }
-    }
-
-    /// Registers the metrics in `registry`.
-    pub fn register(&self, registry: &mut Registry) {
-        let sub = registry.sub_registry_with_prefix("strata_zk_sync");
-        sub.register(
-            "writes",
-            "Nodes written to either side",
-            self.writes.clone(),
-        );
-        sub.register(
-            "conflicts",
-            "Concurrent changes to one node on both sides",
-            self.conflicts.clone(),
-        );
-        sub.register(
-            "held",
-            "Conflicts waiting for an operator",
-            self.held.clone(),
-        );
-        sub.register("errors", "Reads or writes that failed", self.errors.clone());
-        sub.register(
-            "resyncs",
-            "Full comparisons of both trees",
-            self.resyncs.clone(),
-        );
-        sub.register(
-            "lag_seconds",
-            "From a change on one side to its write on the other",
-            self.lag_seconds.clone(),
-        );
-    }
 }
 
 /// A conflict held for an operator (policy `manual`).
@@ -288,11 +228,6 @@ impl Engine {
         );
     }
 
-    /// Makes `to`'s node at `path` be `state` (None: deleted, with its children); returns
-    /// the written node's modification zxid.
-    ///
-    /// `known_acl` is the target's ACL as just read, if known: when it already is the
-    /// wanted one, the write costs one request.
     async fn write(
         &self,
         to: Side,
@@ -300,54 +235,8 @@ impl Engine {
         state: Option<&Node>,
         known_acl: Option<&[AclEntry]>,
     ) -> Result<Option<i64>, ZkError> {
-        let client = self.client(to);
         let abs = self.url(to).absolute(path);
-        let Some(node) = state else {
-            delete_recursive(&client, &abs).await?;
-            return Ok(None);
-        };
-        let acl = zk_acl(&node.acl);
-        let (stat, acl_right) = match client.set_data(&abs, &node.data, None).await {
-            Ok(stat) => (stat, known_acl == Some(node.acl.as_slice())),
-            Err(zk::Error::NoNode) => {
-                let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acl));
-                if let Some((parent, _)) = abs.rsplit_once('/')
-                    && !parent.is_empty()
-                {
-                    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-                    client
-                        .mkdir(parent, &open)
-                        .await
-                        .map_err(|e| ZkError::new("creating", parent, e))?;
-                }
-                match client.create(&abs, &node.data, &options).await {
-                    // Created with the wanted ACL.
-                    Ok((stat, _)) => (stat, true),
-                    Err(zk::Error::NodeExists) => (
-                        client
-                            .set_data(&abs, &node.data, None)
-                            .await
-                            .map_err(|e| ZkError::new("setting", &abs, e))?,
-                        false,
-                    ),
-                    Err(e) => return Err(ZkError::new("creating", &abs, e)),
-                }
-            }
-            Err(e) => return Err(ZkError::new("setting", &abs, e)),
-        };
-        if acl_right {
-            return Ok(Some(stat.mzxid));
-        }
-        let (have, _) = client
-            .get_acl(&abs)
-            .await
-            .map_err(|e| ZkError::new("reading the ACL of", &abs, e))?;
-        let stat = if super::read::acl_entries(&have) == node.acl {
-            stat
-        } else {
-            copy::set_acl(&client, &abs, &node.data, &node.acl).await?
-        };
-        Ok(Some(stat.mzxid))
+        write::put(&self.client(to), &abs, state, known_acl).await
     }
 
     /// Settles one batch of changes; returns how many could not be settled.
@@ -639,40 +528,4 @@ impl Engine {
             }
         }
     }
-}
-
-/// Deletes `path` and everything below it (children first), again when a child appeared
-/// meanwhile.
-async fn delete_recursive(client: &zk::Client, path: &str) -> Result<(), ZkError> {
-    let mut tries = 0;
-    loop {
-        match delete_tree_once(client, path).await {
-            Err(err) if err.source == zk::Error::NotEmpty && tries < 5 => tries += 1,
-            done => return done,
-        }
-    }
-}
-
-async fn delete_tree_once(client: &zk::Client, path: &str) -> Result<(), ZkError> {
-    let mut stack = vec![path.to_owned()];
-    let mut order = Vec::new();
-    while let Some(p) = stack.pop() {
-        match client.list_children(&p).await {
-            Ok(children) => {
-                for c in children {
-                    stack.push(format!("{}/{c}", p.trim_end_matches('/')));
-                }
-                order.push(p);
-            }
-            Err(zk::Error::NoNode) => {}
-            Err(e) => return Err(ZkError::new("listing", &p, e)),
-        }
-    }
-    for p in order.iter().rev() {
-        match client.delete(p, None).await {
-            Ok(()) | Err(zk::Error::NoNode) => {}
-            Err(e) => return Err(ZkError::new("deleting", p, e)),
-        }
-    }
-    Ok(())
 }

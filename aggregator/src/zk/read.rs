@@ -28,18 +28,21 @@ pub fn acl_entries(acl: &[zk::Acl]) -> Vec<AclEntry> {
         .collect()
 }
 
+/// ZooKeeper's permission bits.
+const PERMISSIONS: [(zk::Permission, u32); 5] = [
+    (zk::Permission::READ, 1),
+    (zk::Permission::WRITE, 2),
+    (zk::Permission::CREATE, 4),
+    (zk::Permission::DELETE, 8),
+    (zk::Permission::ADMIN, 16),
+];
+
 fn permission_bits(p: zk::Permission) -> u32 {
-    [
-        (zk::Permission::READ, 1),
-        (zk::Permission::WRITE, 2),
-        (zk::Permission::CREATE, 4),
-        (zk::Permission::DELETE, 8),
-        (zk::Permission::ADMIN, 16),
-    ]
-    .into_iter()
-    .filter(|(flag, _)| p.has(*flag))
-    .map(|(_, bit)| bit)
-    .sum()
+    PERMISSIONS
+        .into_iter()
+        .filter(|(flag, _)| p.has(*flag))
+        .map(|(_, bit)| bit)
+        .sum()
 }
 
 /// The client's ACL for entries read from a tree.
@@ -48,13 +51,7 @@ pub fn zk_acl(entries: &[AclEntry]) -> Vec<zk::Acl> {
         .iter()
         .map(|e| {
             let mut permission = zk::Permission::NONE;
-            for (flag, bit) in [
-                (zk::Permission::READ, 1),
-                (zk::Permission::WRITE, 2),
-                (zk::Permission::CREATE, 4),
-                (zk::Permission::DELETE, 8),
-                (zk::Permission::ADMIN, 16),
-            ] {
+            for (flag, bit) in PERMISSIONS {
                 if e.perms & bit != 0 {
                     permission = permission | flag;
                 }

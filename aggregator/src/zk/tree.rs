@@ -28,6 +28,23 @@ pub struct Node {
 }
 
 impl Node {
+    /// A persistent node with `data` that anyone may do anything with (`world:anyone`, all
+    /// permissions), stat fields zero.
+    pub fn open(data: &[u8]) -> Self {
+        Self {
+            data: data.to_vec(),
+            acl: vec![AclEntry {
+                perms: 31,
+                scheme: "world".into(),
+                id: "anyone".into(),
+            }],
+            ephemeral: false,
+            mtime_ms: 0,
+            mzxid: 0,
+            cversion: 0,
+        }
+    }
+
     /// Whether data and ACL are the same (stat fields aside).
     pub fn same_content(&self, other: &Node) -> bool {
         self.data == other.data && self.acl == other.acl
@@ -104,18 +121,7 @@ pub fn parent(path: &str) -> Option<&str> {
 
 #[cfg(test)]
 pub(crate) fn node(data: &str) -> Node {
-    Node {
-        data: data.as_bytes().to_vec(),
-        acl: vec![AclEntry {
-            perms: 31,
-            scheme: "world".into(),
-            id: "anyone".into(),
-        }],
-        ephemeral: false,
-        mtime_ms: 0,
-        mzxid: 0,
-        cversion: 0,
-    }
+    Node::open(data.as_bytes())
 }
 
 #[cfg(test)]

@@ -85,18 +85,7 @@ fn url(server: &ZkServer, path: &str) -> ZkUrl {
 /// in memory), which is faster than any client loop.
 async fn fill(server: &ZkServer, root: &str, n: usize) {
     let mut tree = zk::tree::Tree::default();
-    let node = |data: &[u8]| zk::tree::Node {
-        data: data.to_vec(),
-        acl: vec![zk::tree::AclEntry {
-            perms: 31,
-            scheme: "world".into(),
-            id: "anyone".into(),
-        }],
-        ephemeral: false,
-        mtime_ms: 0,
-        mzxid: 0,
-        cversion: 0,
-    };
+    let node = zk::tree::Node::open;
     tree.nodes.insert(String::new(), node(b""));
     for i in 0..n {
         let parent = format!("/p{}", i / 100);
