@@ -249,22 +249,33 @@ fn marathon_client_runs_apps_with_health_checks_upgrades_and_constraints() {
         assert!(Instant::now() < deadline, "apps were not deleted");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let kinds: Vec<String> = client
-        .events()
-        .iter()
-        .filter_map(|e| e["type"].as_str().map(str::to_owned))
+    // Listings drop a deleted app at once; it is gone, with its app_terminated_event, once
+    // its last task has ended: the events are waited for.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let kinds: Vec<String> = client
+            .events()
+            .iter()
+            .filter_map(|e| e["type"].as_str().map(str::to_owned))
+            .collect();
+        let missing: Vec<&str> = [
+            "status_update_event",
+            "deployment_success",
+            "health_status_changed_event",
+            "unhealthy_task_kill_event",
+            "app_terminated_event",
+        ]
+        .into_iter()
+        .filter(|kind| !kinds.iter().any(|k| k == kind))
         .collect();
-    for kind in [
-        "status_update_event",
-        "deployment_success",
-        "health_status_changed_event",
-        "unhealthy_task_kill_event",
-        "app_terminated_event",
-    ] {
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            kinds.iter().any(|k| k == kind),
-            "no {kind} in the event stream: {kinds:?}"
+            Instant::now() < deadline,
+            "no {missing:?} in the event stream: {kinds:?}"
         );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
