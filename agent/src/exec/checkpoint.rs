@@ -83,6 +83,8 @@ mod tests {
     #[test]
     fn records_survive_a_round_trip_and_deletion() {
         let dir = std::env::temp_dir().join(format!("strata-ckpt-{}", std::process::id()));
+        // A run of long ago with the same process id may have left its records.
+        let _ = std::fs::remove_dir_all(&dir);
         let checkpoints = Checkpoints::new(&dir);
         let spec = proto::exec::TaskSpec {
             task_id: "web/1".into(),
