@@ -1,7 +1,8 @@
 //! The ZooKeeper sync engine against two real standalone servers, driven by `strata zk` and
 //! written to by kazoo: a copy carries data, ACLs and sequential names and checks equal;
-//! random writes issued concurrently on both sides converge under live two-way sync, also
-//! across a restart of one server; a conflict under the manual policy is held, shown and
+//! random writes issued concurrently on both sides converge under live two-way sync (last
+//! writer wins, also across a restart of one server; source wins, where a node changed on
+//! both sides keeps A's version); a conflict under the manual policy is held, shown and
 //! resolved.
 
 use std::{
@@ -134,6 +135,17 @@ impl Drop for Sync {
     }
 }
 
+/// Sets `/app/contested` on both sides while the engine is stopped, so that it sees two
+/// concurrent changes when it goes on.
+fn contest(sync: &Sync, a: &ZkServer, b: &ZkServer) {
+    kazoo(a, &["/app", "set", "/app/contested", "start"]);
+    wait_identical(&url(a, "/app"), &url(b, "/app"), "before the conflict");
+    sync.signal(libc::SIGSTOP);
+    kazoo(a, &["/app", "set", "/app/contested", "from-a"]);
+    kazoo(b, &["/app", "set", "/app/contested", "from-b"]);
+    sync.signal(libc::SIGCONT);
+}
+
 #[test]
 fn copies_and_live_sync_converge_on_real_servers() {
     let dir = std::env::temp_dir().join(unique("strata-zk-sync"));
@@ -202,14 +214,26 @@ fn copies_and_live_sync_converge_on_real_servers() {
     wait_identical(&sa, &sb, "after a restart of B");
     drop(sync);
 
+    // Source wins: concurrent writes on both sides converge, and a node changed on both
+    // sides at once keeps A's version.
+    let sync = Sync::start(&sa, &sb, "source-wins");
+    let mut writers = [
+        spawn_kazoo(&a, &["/app", "ops", "200", "40"]),
+        spawn_kazoo(&b, &["/app", "ops", "200", "41"]),
+    ];
+    for writer in &mut writers {
+        assert!(writer.wait().expect("kazoo ends").success());
+    }
+    wait_identical(&sa, &sb, "after concurrent writes, source wins");
+    contest(&sync, &a, &b);
+    wait_identical(&sa, &sb, "after a contested write, source wins");
+    let value = kazoo(&b, &["/app", "get", "/app/contested"]);
+    assert_eq!(String::from_utf8_lossy(&value.stdout).trim(), "from-a");
+    drop(sync);
+
     // Manual policy: concurrent changes to one node are held until an operator picks.
     let sync = Sync::start(&sa, &sb, "manual");
-    kazoo(&a, &["/app", "set", "/app/contested", "start"]);
-    wait_identical(&sa, &sb, "before the conflict");
-    sync.signal(libc::SIGSTOP);
-    kazoo(&a, &["/app", "set", "/app/contested", "from-a"]);
-    kazoo(&b, &["/app", "set", "/app/contested", "from-b"]);
-    sync.signal(libc::SIGCONT);
+    contest(&sync, &a, &b);
     let deadline = Instant::now() + PATIENCE;
     loop {
         let held: Value = serde_json::from_str(&sync.get("/conflicts")).expect("JSON");
