@@ -61,6 +61,13 @@ fn url(server: &ZkServer, path: &str) -> String {
     format!("zk://{}{path}", server.address())
 }
 
+/// Waits for every kazoo writer, which must succeed.
+fn wait_all(writers: &mut [Child]) {
+    for writer in writers {
+        assert!(writer.wait().expect("kazoo ends").success());
+    }
+}
+
 /// Polls `strata zk check` until both trees are identical.
 fn wait_identical(a: &str, b: &str, what: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
@@ -193,9 +200,7 @@ fn copies_and_live_sync_converge_on_real_servers() {
             ]
         })
         .collect();
-    for writer in &mut writers {
-        assert!(writer.wait().expect("kazoo ends").success());
-    }
+    wait_all(&mut writers);
     wait_identical(&sa, &sb, "after concurrent writes");
     let metrics = sync.get("/metrics");
     assert!(
@@ -221,9 +226,7 @@ fn copies_and_live_sync_converge_on_real_servers() {
         spawn_kazoo(&a, &["/app", "ops", "200", "40"]),
         spawn_kazoo(&b, &["/app", "ops", "200", "41"]),
     ];
-    for writer in &mut writers {
-        assert!(writer.wait().expect("kazoo ends").success());
-    }
+    wait_all(&mut writers);
     wait_identical(&sa, &sb, "after concurrent writes, source wins");
     contest(&sync, &a, &b);
     wait_identical(&sa, &sb, "after a contested write, source wins");

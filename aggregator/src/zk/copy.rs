@@ -20,8 +20,9 @@ use zookeeper_client as zk;
 use super::{
     ZkError,
     read::zk_acl,
-    tree::{AclEntry, Tree, parent},
+    tree::{AclEntry, Node, Tree, parent},
     url::ZkUrl,
+    write,
 };
 
 /// The most create+delete pairs spent raising one parent's sequence counter.
@@ -181,8 +182,9 @@ fn size_of(write: &Write) -> usize {
     }
 }
 
-/// Adds `write` to `multi`; false for writes a multi cannot carry (ACL changes).
-fn add(multi: &mut zk::MultiWriter<'_>, url: &ZkUrl, write: &Write) -> Result<bool, zk::Error> {
+/// Adds `write` to `multi`. ACL changes, which a multi cannot carry, are never batched
+/// ([`apply`] sends them alone).
+fn add(multi: &mut zk::MultiWriter<'_>, url: &ZkUrl, write: &Write) -> Result<(), zk::Error> {
     let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     match write {
         Write::Create { path, data, acl } => {
@@ -199,27 +201,23 @@ fn add(multi: &mut zk::MultiWriter<'_>, url: &ZkUrl, write: &Write) -> Result<bo
                 multi.add_delete(&scratch, None)?;
             }
         }
-        Write::SetAcl { .. } => return Ok(false),
+        Write::SetAcl { .. } => {}
     }
-    Ok(true)
+    Ok(())
 }
 
 /// One write on its own, tolerating what a concurrent writer may have done first.
 async fn apply_one(client: &zk::Client, url: &ZkUrl, write: &Write) -> Result<(), ZkError> {
     match write {
         Write::Create { path, data, acl } => {
-            let abs = url.absolute(path);
-            let acl = zk_acl(acl);
-            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acl));
-            match client.create(&abs, data, &options).await {
-                Ok(_) => Ok(()),
-                Err(zk::Error::NodeExists) => client
-                    .set_data(&abs, data, None)
-                    .await
-                    .map(drop)
-                    .map_err(|e| ZkError::new("setting", &abs, e)),
-                Err(e) => Err(ZkError::new("creating", &abs, e)),
-            }
+            let node = Node {
+                data: data.clone(),
+                acl: acl.clone(),
+                ..Node::open(b"")
+            };
+            write::put(client, &url.absolute(path), Some(&node), None)
+                .await
+                .map(drop)
         }
         Write::SetData { path, data } => {
             let abs = url.absolute(path);
@@ -235,7 +233,7 @@ async fn apply_one(client: &zk::Client, url: &ZkUrl, write: &Write) -> Result<()
                 .get_data(&abs)
                 .await
                 .map_err(|e| ZkError::new("reading", &abs, e))?;
-            set_acl(client, &abs, &data, acl).await.map(drop)
+            write::set_acl(client, &abs, &data, acl).await.map(drop)
         }
         Write::Delete { path } => {
             let abs = url.absolute(path);
@@ -253,42 +251,6 @@ async fn apply_one(client: &zk::Client, url: &ZkUrl, write: &Write) -> Result<()
                 .map(drop)
                 .map_err(|e| ZkError::new("bumping the counter under", &url.root, e.into()))
         }
-    }
-}
-
-/// Sets a node's ACL. A node whose ACL grants no ADMIN cannot have it changed: if it has no
-/// children it is deleted and created again with `data` and the new ACL, in one
-/// transaction.
-pub async fn set_acl(
-    client: &zk::Client,
-    abs: &str,
-    data: &[u8],
-    acl: &[AclEntry],
-) -> Result<zk::Stat, ZkError> {
-    let wanted = zk_acl(acl);
-    match client.set_acl(abs, &wanted, None).await {
-        Ok(stat) => Ok(stat),
-        Err(zk::Error::NoAuth) => {
-            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&wanted));
-            let mut multi = client.new_multi_writer();
-            multi
-                .add_delete(abs, None)
-                .and_then(|()| multi.add_create(abs, data, &options))
-                .map_err(|e| ZkError::new("replacing", abs, e))?;
-            match multi.commit().await {
-                Ok(_) => client
-                    .check_stat(abs)
-                    .await
-                    .map_err(|e| ZkError::new("reading", abs, e))?
-                    .ok_or_else(|| ZkError::new("reading", abs, zk::Error::NoNode)),
-                Err(e) => Err(ZkError::new(
-                    "replacing (its ACL grants no ADMIN and it has children?)",
-                    abs,
-                    e.into(),
-                )),
-            }
-        }
-        Err(e) => Err(ZkError::new("setting the ACL of", abs, e)),
     }
 }
 
@@ -317,52 +279,45 @@ pub async fn apply(client: &zk::Client, url: &ZkUrl, plan: &Plan) -> Result<Repo
         ..Report::default()
     };
     // Batches of writes, each sent as one multi (or alone, for ACL changes), in order.
+    // ACL changes cannot ride in a multi; everything else goes in bounded batches.
+    let (acl_changes, batched): (Vec<&Write>, Vec<&Write>) = plan
+        .writes
+        .iter()
+        .partition(|w| matches!(w, Write::SetAcl { .. }));
     let mut batches: Vec<Vec<&Write>> = Vec::new();
-    let (mut bytes, mut ops) = (0, 0);
-    for write in &plan.writes {
+    let mut bytes = 0;
+    for write in batched {
         let size = size_of(write);
-        let alone = matches!(write, Write::SetAcl { .. });
-        if alone || batches.is_empty() || bytes + size > BATCH_BYTES || ops >= BATCH_OPS {
-            batches.push(Vec::new());
-            (bytes, ops) = (0, 0);
-        }
-        if let Some(batch) = batches.last_mut() {
-            batch.push(write);
+        match batches.last_mut() {
+            Some(batch) if bytes + size <= BATCH_BYTES && batch.len() < BATCH_OPS => {
+                batch.push(write);
+            }
+            _ => {
+                batches.push(vec![write]);
+                bytes = 0;
+            }
         }
         bytes += size;
-        ops += 1;
-        if alone {
-            // The next write starts a new batch.
-            ops = BATCH_OPS;
-        }
     }
-    let mut sent = Vec::with_capacity(batches.len());
+    let mut commits = Vec::with_capacity(batches.len());
     for batch in &batches {
         let mut multi = client.new_multi_writer();
-        let mut carried = true;
         for write in batch {
-            carried &=
-                add(&mut multi, url, write).map_err(|e| ZkError::new("batching", &url.root, e))?;
+            add(&mut multi, url, write).map_err(|e| ZkError::new("batching", &url.root, e))?;
         }
-        let commit = carried.then(|| multi.commit());
-        sent.push(commit);
+        commits.push(multi.commit());
     }
-    let mut retry: Vec<&Write> = Vec::new();
-    let results = join_all(sent.into_iter().map(|commit| async move {
-        match commit {
-            Some(commit) => Some(commit.await),
-            None => None,
-        }
-    }))
-    .await;
+    let results = join_all(commits).await;
+    // Batches the target refused as a whole (someone wrote meanwhile), then the ACL
+    // changes, one write at a time.
+    let mut single: Vec<&Write> = Vec::new();
     for (batch, result) in batches.iter().zip(results) {
-        match result {
-            Some(Ok(_)) => {}
-            // Refused as a whole (someone wrote meanwhile), or not a multi: one at a time.
-            _ => retry.extend(batch.iter().copied()),
+        if result.is_err() {
+            single.extend(batch.iter().copied());
         }
     }
-    for write in retry {
+    single.extend(acl_changes);
+    for write in single {
         if let Err(err) = apply_one(client, url, write).await {
             report.errors.push(err.to_string());
         }

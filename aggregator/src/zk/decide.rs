@@ -64,28 +64,48 @@ pub struct Change<'a> {
     pub seen_ms: i64,
 }
 
-fn mzxid(node: Option<&Node>) -> Option<i64> {
-    node.map(|n| n.mzxid)
+impl InStep {
+    /// `side`'s modification zxid when the two were in step.
+    pub fn mzxid(&self, side: Side) -> i64 {
+        match side {
+            Side::A => self.a_mzxid,
+            Side::B => self.b_mzxid,
+        }
+    }
+}
+
+impl<'a> Change<'a> {
+    /// `side`'s node as it is now.
+    pub fn node(&self, side: Side) -> Option<&'a Node> {
+        match side {
+            Side::A => self.a,
+            Side::B => self.b,
+        }
+    }
+
+    /// Whether `side` changed since the two were in step (a node never in step counts as
+    /// changed where it exists).
+    fn changed(&self, side: Side) -> bool {
+        let now = self.node(side);
+        match self.in_step {
+            Some(step) => now.map(|n| n.mzxid) != Some(step.mzxid(side)),
+            None => now.is_some(),
+        }
+    }
+}
+
+/// The side a difference found by comparing both trees comes from: B when A is as it was
+/// when the two were last in step, A otherwise (also when they never were).
+pub fn changed_side(a: Option<&Node>, in_step: Option<InStep>) -> Side {
+    match (a, in_step) {
+        (Some(n), Some(step)) if n.mzxid == step.a_mzxid => Side::B,
+        _ => Side::A,
+    }
 }
 
 /// Whether the side a change would go to has changed too since the two were in step.
 pub fn concurrent(change: &Change<'_>) -> bool {
-    let to = change.from.other();
-    let target = match to {
-        Side::A => change.a,
-        Side::B => change.b,
-    };
-    match change.in_step {
-        Some(step) => {
-            let was = match to {
-                Side::A => step.a_mzxid,
-                Side::B => step.b_mzxid,
-            };
-            mzxid(target) != Some(was)
-        }
-        // Never in step: a node the other side has on its own is a concurrent change.
-        None => target.is_some(),
-    }
+    change.changed(change.from.other())
 }
 
 /// Decides one change.
@@ -162,6 +182,30 @@ mod tests {
             decide(&gone, Policy::Manual, true),
             Action::Copy { to: Side::A }
         );
+    }
+
+    #[test]
+    fn a_difference_comes_from_the_side_that_moved() {
+        let a1 = at("1", 10, 100);
+        let step = Some(InStep {
+            a_mzxid: 10,
+            b_mzxid: 10,
+        });
+        // A unchanged: the difference is B's.
+        assert_eq!(changed_side(Some(&a1), step), Side::B);
+        // A changed, or deleted, since: it is A's, and B has not moved, so no conflict.
+        let a2 = at("2", 20, 200);
+        assert_eq!(changed_side(Some(&a2), step), Side::A);
+        assert_eq!(changed_side(None, step), Side::A);
+        let b1 = at("1", 10, 100);
+        let deleted_on_a = change(Side::A, None, Some(&b1), Some((10, 10)));
+        assert!(!concurrent(&deleted_on_a));
+        assert_eq!(
+            decide(&deleted_on_a, Policy::Manual, true),
+            Action::Copy { to: Side::B }
+        );
+        // Never in step: A's.
+        assert_eq!(changed_side(Some(&a1), None), Side::A);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use zookeeper_client as zk;
 
 use super::{
     ZkError, connect, copy,
-    decide::{Action, Change, InStep, Policy, Side, concurrent, decide},
+    decide::{Action, Change, InStep, Policy, Side, changed_side, concurrent, decide},
     metrics::SyncMetrics,
     read::{read_node, read_tree},
     tree::{AclEntry, Node, Tree},
@@ -144,13 +144,8 @@ impl Engine {
         for (path, _) in tree_a.differences(&tree_b) {
             let (na, nb) = (tree_a.nodes.get(&path), tree_b.nodes.get(&path));
             let step = in_step.get(&path).copied();
-            let from = match (step, na) {
-                (Some(s), Some(n)) if n.mzxid == s.a_mzxid => Side::B,
-                (Some(_), None) if nb.is_some() => Side::B,
-                _ => Side::A,
-            };
             let change = Change {
-                from,
+                from: changed_side(na, step),
                 a: na,
                 b: nb,
                 in_step: step,
@@ -292,8 +287,9 @@ impl Engine {
                     if self.config.both_ways && concurrent(&change) {
                         self.metrics.conflicts.inc();
                     }
-                    let (source, target) = if to == Side::B { (na, nb) } else { (nb, na) };
-                    writes.push((path.clone(), to, source, target.map(|t| t.acl)));
+                    let source = change.node(to.other()).cloned();
+                    let target_acl = change.node(to).map(|t| t.acl.clone());
+                    writes.push((path.clone(), to, source, target_acl));
                 }
             }
         }
@@ -342,17 +338,11 @@ impl Engine {
                         (Some(src), Some(mzxid)) => {
                             let lag = (now_ms() as i64 - src.mtime_ms).max(0) as f64 / 1000.0;
                             self.metrics.lag_seconds.observe(lag);
-                            let step = match to {
-                                Side::B => InStep {
-                                    a_mzxid: src.mzxid,
-                                    b_mzxid: mzxid,
-                                },
-                                Side::A => InStep {
-                                    a_mzxid: mzxid,
-                                    b_mzxid: src.mzxid,
-                                },
+                            let (a_mzxid, b_mzxid) = match to {
+                                Side::B => (src.mzxid, mzxid),
+                                Side::A => (mzxid, src.mzxid),
                             };
-                            in_step.insert(path.clone(), step);
+                            in_step.insert(path.clone(), InStep { a_mzxid, b_mzxid });
                         }
                         _ => {
                             in_step.remove(path);
@@ -429,9 +419,13 @@ impl Engine {
                                 created = report.created,
                                 updated = report.updated,
                                 deleted = report.deleted,
+                                failed = report.errors.len(),
                                 seconds = report.seconds,
                                 "resynced"
                             );
+                            for error in report.errors.iter().take(5) {
+                                warn!(%error, "a write of the resync failed; the next one tries again");
+                            }
                             break;
                         }
                         Err(err) => {

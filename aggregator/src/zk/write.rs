@@ -5,7 +5,7 @@
 use zookeeper_client as zk;
 
 use super::{
-    ZkError, copy,
+    ZkError,
     read::{acl_entries, zk_acl},
     tree::{AclEntry, Node},
 };
@@ -21,13 +21,12 @@ pub async fn put(
     state: Option<&Node>,
     known_acl: Option<&[AclEntry]>,
 ) -> Result<Option<i64>, ZkError> {
-    let abs = abs.to_owned();
     let Some(node) = state else {
-        delete_recursive(client, &abs).await?;
+        delete_recursive(client, abs).await?;
         return Ok(None);
     };
     let acl = zk_acl(&node.acl);
-    let (stat, acl_right) = match client.set_data(&abs, &node.data, None).await {
+    let (stat, acl_right) = match client.set_data(abs, &node.data, None).await {
         Ok(stat) => (stat, known_acl == Some(node.acl.as_slice())),
         Err(zk::Error::NoNode) => {
             let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acl));
@@ -40,34 +39,70 @@ pub async fn put(
                     .await
                     .map_err(|e| ZkError::new("creating", parent, e))?;
             }
-            match client.create(&abs, &node.data, &options).await {
+            match client.create(abs, &node.data, &options).await {
                 // Created with the wanted ACL.
                 Ok((stat, _)) => (stat, true),
                 Err(zk::Error::NodeExists) => (
                     client
-                        .set_data(&abs, &node.data, None)
+                        .set_data(abs, &node.data, None)
                         .await
-                        .map_err(|e| ZkError::new("setting", &abs, e))?,
+                        .map_err(|e| ZkError::new("setting", abs, e))?,
                     false,
                 ),
-                Err(e) => return Err(ZkError::new("creating", &abs, e)),
+                Err(e) => return Err(ZkError::new("creating", abs, e)),
             }
         }
-        Err(e) => return Err(ZkError::new("setting", &abs, e)),
+        Err(e) => return Err(ZkError::new("setting", abs, e)),
     };
     if acl_right {
         return Ok(Some(stat.mzxid));
     }
     let (have, _) = client
-        .get_acl(&abs)
+        .get_acl(abs)
         .await
-        .map_err(|e| ZkError::new("reading the ACL of", &abs, e))?;
+        .map_err(|e| ZkError::new("reading the ACL of", abs, e))?;
     let stat = if acl_entries(&have) == node.acl {
         stat
     } else {
-        copy::set_acl(client, &abs, &node.data, &node.acl).await?
+        set_acl(client, abs, &node.data, &node.acl).await?
     };
     Ok(Some(stat.mzxid))
+}
+
+/// Sets a node's ACL. A node whose ACL grants no ADMIN cannot have it changed: if it has no
+/// children it is deleted and created again with `data` and the new ACL, in one
+/// transaction.
+pub async fn set_acl(
+    client: &zk::Client,
+    abs: &str,
+    data: &[u8],
+    acl: &[AclEntry],
+) -> Result<zk::Stat, ZkError> {
+    let wanted = zk_acl(acl);
+    match client.set_acl(abs, &wanted, None).await {
+        Ok(stat) => Ok(stat),
+        Err(zk::Error::NoAuth) => {
+            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&wanted));
+            let mut multi = client.new_multi_writer();
+            multi
+                .add_delete(abs, None)
+                .and_then(|()| multi.add_create(abs, data, &options))
+                .map_err(|e| ZkError::new("replacing", abs, e))?;
+            match multi.commit().await {
+                Ok(_) => client
+                    .check_stat(abs)
+                    .await
+                    .map_err(|e| ZkError::new("reading", abs, e))?
+                    .ok_or_else(|| ZkError::new("reading", abs, zk::Error::NoNode)),
+                Err(e) => Err(ZkError::new(
+                    "replacing (its ACL grants no ADMIN and it has children?)",
+                    abs,
+                    e.into(),
+                )),
+            }
+        }
+        Err(e) => Err(ZkError::new("setting the ACL of", abs, e)),
+    }
 }
 
 /// Deletes `path` and everything below it (children first), again when a child appeared

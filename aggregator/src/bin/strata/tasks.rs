@@ -4,6 +4,7 @@
 
 use std::{io::Write as _, time::Duration};
 
+use aggregator::apps::definition::absolute_id;
 use serde_json::{Value, json};
 
 use crate::{
@@ -11,10 +12,6 @@ use crate::{
     client::Client,
     wait::{self, Waited},
 };
-
-fn absolute(id: &str) -> String {
-    format!("/{}", id.trim_matches('/'))
-}
 
 pub fn get_apps(client: &Client, json_output: bool) -> Result<(), Failure> {
     let apps = client.get("/v2/apps")?;
@@ -80,7 +77,7 @@ pub fn scale(
     instances: u32,
     wait: Option<Duration>,
 ) -> Result<(), Failure> {
-    let id = absolute(app);
+    let id = absolute_id(app);
     let answer = client.put(&format!("/v2/apps{id}"), &json!({ "instances": instances }))?;
     println!(
         "{id}: scaling to {instances} (deployment {})",
