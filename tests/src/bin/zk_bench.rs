@@ -230,10 +230,14 @@ fn main() {
     let dir = std::env::temp_dir().join("strata-zk-bench");
     let a = ZkServer::standalone(&dir.join("a"));
     let b = ZkServer::standalone(&dir.join("b"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // Each phase has its own runtime: dropping it stops everything the phase started (the
+    // lag phase's engine and watcher), so no phase runs beside another.
+    let phase = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
     println!("ZooKeeper sync engine: two standalone ZooKeeper 3.8 servers on loopback");
     // The lag first, on servers that hold nothing else yet.
     eprintln!(
@@ -241,7 +245,7 @@ fn main() {
         args.rate, args.seconds
     );
     let (p50, p99, achieved, arrived, total) =
-        runtime.block_on(lag(&a, &b, args.rate, args.seconds));
+        phase().block_on(lag(&a, &b, args.rate, args.seconds));
     println!("| tree | writes/s (achieved) | lag p50 | lag p99 | changes arrived |");
     println!("|---|---|---|---|---|");
     println!(
@@ -255,11 +259,10 @@ fn main() {
     for n in &args.sizes {
         eprintln!("zk-bench: copying {n} znodes");
         let (ours, kazoo_nodes, kazoo) =
-            runtime.block_on(copy_rate(&a, &b, *n, args.kazoo_seconds));
+            phase().block_on(copy_rate(&a, &b, *n, args.kazoo_seconds));
         println!(
             "| {n} | {ours:.0} | {kazoo:.0} ({kazoo_nodes}) | {:.1}x |",
             ours / kazoo
         );
     }
-    drop(runtime);
 }
