@@ -247,6 +247,29 @@ fn service_files_apply_converge_and_scale() {
     );
     let missing = strata(&aggregator, &["logs", "no-such-task"]);
     assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+    // Bad reads of a task's files get a clear answer and read nothing.
+    for (query, status, says) in [
+        (
+            format!("{task}/files/stdout?offset=abc"),
+            400,
+            "byte counts",
+        ),
+        (
+            format!("{task}/files/..%2Fexit_status"),
+            404,
+            "not one of: stdout, stderr",
+        ),
+    ] {
+        let answer = ureq::get(&format!("http://{}/v2/tasks/{query}", aggregator.http))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("an answer");
+        assert_eq!(answer.status().as_u16(), status, "{query}");
+        let body = answer.into_body().read_to_string().expect("a body");
+        assert!(body.contains(says), "{query}: {body}");
+    }
 
     // The CPU-bound service is scaled up to its policy's maximum by what the agents see.
     let burn = wait_app(&aggregator, "/shop/burn", "autoscaled to 3", |a| {

@@ -189,6 +189,22 @@ fn copies_and_live_sync_converge_on_real_servers() {
         text(&differs)
     );
 
+    // A malformed address is refused before anything is read or written.
+    let refused = strata(&[
+        "zk",
+        "copy",
+        "--from",
+        "http://127.0.0.1:1/x",
+        "--to",
+        &url(&b, "/copy"),
+    ]);
+    assert_eq!(refused.status.code(), Some(64), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("zk://HOST:PORT"),
+        "{}",
+        text(&refused)
+    );
+
     // Live sync both ways, last writer wins: concurrent random writes on both sides.
     let (sa, sb) = (url(&a, "/app"), url(&b, "/app"));
     let sync = Sync::start(&sa, &sb, "last-writer-wins");
