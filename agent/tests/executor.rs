@@ -98,6 +98,17 @@ async fn a_killed_task_is_terminated_within_its_grace() {
         "{took:?}"
     );
     assert!(!running(stubborn_pid));
+    // A kill right after the launch finds the wrapper before it has started the program:
+    // the program started after it must still be stopped.
+    harness
+        .launch(shell_task("early", "echo $$ > pid; exec sleep 60"))
+        .await;
+    harness.send(kill("early")).await;
+    let mut early = harness.next("early", None).await;
+    while !early.state.is_terminal() {
+        early = harness.next("early", Some(early.state)).await;
+    }
+    assert_eq!(early.state, TaskKilled);
     // A kill of a task the agent does not have.
     harness.send(kill("nobody")).await;
     let lost = harness.next("nobody", None).await;

@@ -189,23 +189,29 @@ fn signal(pid: i32, signal: i32) {
 }
 
 /// Kills the task of wrapper `pid`: SIGTERM to its processes but the wrapper, up to `grace`
-/// for them to end, then SIGKILL to all (the wrapper included).
+/// for the wrapper to end, then SIGKILL to all (the wrapper included). Processes that appear
+/// during the grace get their SIGTERM too: a kill that comes just after the launch can find
+/// the wrapper alone, before it has started the task's program.
 pub async fn kill(pid: i32, cgroup: Option<TaskCgroup>, grace: Duration) {
     let members = || match &cgroup {
         Some(cgroup) => cgroup.pids(),
         None => session_members(pid),
     };
     let deadline = Instant::now() + grace;
-    for member in members() {
-        if member != pid {
-            signal(member, libc::SIGTERM);
+    let mut terminated = std::collections::BTreeSet::new();
+    loop {
+        for member in members() {
+            if member != pid && terminated.insert(member) {
+                signal(member, libc::SIGTERM);
+            }
         }
-    }
-    while Instant::now() < deadline {
-        if members().iter().all(|&member| member == pid) {
-            return;
+        if start_time(pid).is_none() || Instant::now() >= deadline {
+            break;
         }
         tokio::time::sleep(KILL_POLL.min(deadline - Instant::now())).await;
+    }
+    if start_time(pid).is_none() && members().is_empty() {
+        return;
     }
     match &cgroup {
         Some(cgroup) => cgroup.kill_all(),
