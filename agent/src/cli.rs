@@ -48,7 +48,9 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The aggregator's QUIC address, HOST:PORT.
+    /// The aggregator's QUIC address, HOST:PORT; for a highly available set, every
+    /// aggregator's, comma-separated (the agent joins through the first that accepts its
+    /// token and follows the leader the others name).
     #[arg(long, env = "STRATA_AGGREGATOR")]
     pub aggregator: String,
     /// Join token from `strata-aggregator token create`; needed only on the first start.

@@ -20,6 +20,8 @@ use tracing::{debug, info, warn};
 use crate::{
     error_chain,
     master::core::Registration,
+    metrics::Metrics,
+    pki::Pki,
     state::{Shared, now_ms},
     tokens,
     topology::ApplyError,
@@ -60,14 +62,14 @@ pub enum IngestError {
 /// Binds the QUIC endpoint with the aggregator's certificate, asking (not requiring) a
 /// client certificate: joining agents have none yet; report connections without one are
 /// refused after the handshake.
-pub fn endpoint(shared: &Shared, addr: SocketAddr) -> Result<Endpoint, IngestError> {
+pub fn endpoint(pki: &Pki, addr: SocketAddr) -> Result<Endpoint, IngestError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
-    roots.add(shared.pki.ca_der())?;
+    roots.add(pki.ca_der())?;
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()?;
-    let (chain, key) = shared.pki.server_identity();
+    let (chain, key) = pki.server_identity();
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -81,6 +83,27 @@ pub fn endpoint(shared: &Shared, addr: SocketAddr) -> Result<Endpoint, IngestErr
     transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
     config.transport_config(Arc::new(transport));
     Endpoint::server(config, addr).map_err(|source| IngestError::Bind { addr, source })
+}
+
+/// What joining and identifying agents needs: a leader's [`Shared`] or a standby's parts.
+#[derive(Debug, Clone, Copy)]
+pub struct Gate<'a> {
+    pub pki: &'a Pki,
+    pub data_dir: &'a std::path::Path,
+    pub limits: &'a proto::Limits,
+    pub metrics: &'a Metrics,
+}
+
+impl Shared {
+    /// The parts of the shared state that joining and identifying agents needs.
+    pub fn gate(&self) -> Gate<'_> {
+        Gate {
+            pki: &self.pki,
+            data_dir: &self.data_dir,
+            limits: &self.limits,
+            metrics: &self.metrics,
+        }
+    }
 }
 
 /// Accepts connections until the endpoint closes.
@@ -110,10 +133,10 @@ fn alpn(connection: &Connection) -> Option<Vec<u8>> {
 
 async fn handle(connection: Connection, shared: &Shared) {
     match alpn(&connection).as_deref() {
-        Some(ALPN_JOIN) => enroll(connection, shared).await,
+        Some(ALPN_JOIN) => enroll(connection, &shared.gate()).await,
         Some(ALPN_REPORTS) => {
             let remote = connection.remote_address();
-            let Some(agent_id) = identify(&connection, shared) else {
+            let Some(agent_id) = identify(&connection, &shared.pki, &shared.metrics) else {
                 return;
             };
             info!(%agent_id, %remote, "agent connected");
@@ -131,36 +154,41 @@ async fn handle(connection: Connection, shared: &Shared) {
                 .disconnected(&agent_id, generation, now_ms());
             info!(%agent_id, %remote, %reason, "agent disconnected");
         }
-        _ => refuse(&connection, shared, "unknown protocol", "no ALPN agreed"),
+        _ => refuse(
+            &connection,
+            &shared.metrics,
+            "unknown protocol",
+            "no ALPN agreed",
+        ),
     }
 }
 
 /// Closes `connection` with a logged, counted reason.
-fn refuse(connection: &Connection, shared: &Shared, metric: &str, reason: &str) {
-    shared.metrics.refuse(metric);
+pub(crate) fn refuse(connection: &Connection, metrics: &Metrics, metric: &str, reason: &str) {
+    metrics.refuse(metric);
     warn!(remote = %connection.remote_address(), reason, "connection refused");
     connection.close(VarInt::from_u32(close::REFUSED), reason.as_bytes());
 }
 
 /// The agent id behind the client certificate, or the connection is refused.
-fn identify(connection: &Connection, shared: &Shared) -> Option<String> {
+pub(crate) fn identify(connection: &Connection, pki: &Pki, metrics: &Metrics) -> Option<String> {
     let certificates = connection
         .peer_identity()
         .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
     let Some(leaf) = certificates.as_ref().and_then(|chain| chain.first()) else {
         refuse(
             connection,
-            shared,
+            metrics,
             "no certificate",
             "a client certificate is required: join with a token first",
         );
         return None;
     };
-    let agent = shared.pki.agent_of(leaf);
+    let agent = pki.agent_of(leaf);
     if agent.is_none() {
         refuse(
             connection,
-            shared,
+            metrics,
             "unknown certificate",
             "the client certificate was not issued by this aggregator",
         );
@@ -169,16 +197,16 @@ fn identify(connection: &Connection, shared: &Shared) -> Option<String> {
 }
 
 /// Serves one enrollment: a valid token gets a client certificate.
-async fn enroll(connection: Connection, shared: &Shared) {
+pub(crate) async fn enroll(connection: Connection, gate: &Gate<'_>) {
     let Ok((mut send, mut recv)) = connection.accept_bi().await else {
         return;
     };
     let request = match read_frame(&mut recv, MAX_CONTROL_FRAME).await {
-        Ok(Some(frame)) => Control::decode(&frame, &shared.limits),
+        Ok(Some(frame)) => Control::decode(&frame, gate.limits),
         _ => {
             return refuse(
                 &connection,
-                shared,
+                gate.metrics,
                 "malformed",
                 "expected an enrollment frame",
             );
@@ -187,13 +215,13 @@ async fn enroll(connection: Connection, shared: &Shared) {
     let Ok(Control::Enroll { token, hostname }) = request else {
         return refuse(
             &connection,
-            shared,
+            gate.metrics,
             "malformed",
             "expected an enrollment message",
         );
     };
-    let answer = match tokens::valid(&shared.data_dir, &token, now_ms()) {
-        Ok(true) => match shared.pki.issue_agent(&hostname, now_ms()) {
+    let answer = match tokens::valid(gate.data_dir, &token, now_ms()) {
+        Ok(true) => match gate.pki.issue_agent(&hostname, now_ms()) {
             Ok((agent_id, certificate_pem, private_key_pem)) => {
                 info!(%agent_id, %hostname, "agent joined");
                 Control::Enrolled {
@@ -206,20 +234,23 @@ async fn enroll(connection: Connection, shared: &Shared) {
                 warn!(error = %err, "issuing an agent certificate failed");
                 Control::Refused {
                     reason: "the aggregator could not issue a certificate".into(),
+                    leader: None,
                 }
             }
         },
         Ok(false) => {
-            shared.metrics.refuse("bad token");
+            gate.metrics.refuse("bad token");
             warn!(%hostname, "enrollment with an unknown or expired token refused");
             Control::Refused {
                 reason: "unknown or expired join token".into(),
+                leader: None,
             }
         }
         Err(err) => {
             warn!(error = %err, "reading join tokens failed");
             Control::Refused {
                 reason: "the aggregator could not read its tokens".into(),
+                leader: None,
             }
         }
     };
@@ -253,13 +284,13 @@ async fn reports(
             }) => {
                 let reason =
                     format!("hello claims agent {claimed} but the certificate is {agent_id}'s");
-                refuse(connection, shared, "forged identity", &reason);
+                refuse(connection, &shared.metrics, "forged identity", &reason);
                 return reason;
             }
             _ => {
                 refuse(
                     connection,
-                    shared,
+                    &shared.metrics,
                     "malformed",
                     "expected hello on the control stream",
                 );
@@ -433,7 +464,7 @@ async fn report(
             "report claims agent {} but the certificate is {agent_id}'s",
             report.agent_id
         );
-        refuse(connection, shared, "forged identity", &reason);
+        refuse(connection, &shared.metrics, "forged identity", &reason);
         return Err(reason);
     }
     let sequence = report.sequence;

@@ -13,6 +13,7 @@
 //! - [`state`], [`metrics`]: what the tasks share.
 
 pub mod apps;
+pub mod ha;
 pub mod http;
 pub mod ingest;
 pub mod master;

@@ -3,11 +3,14 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use aggregator::{
-    apps, http, ingest,
-    master::{self, Master, MasterConfig},
+    apps,
+    ha::{self, HaConfig, standby::QuicStandby},
+    http, ingest,
+    master::{self, Master, MasterAddress, MasterConfig, store},
     pki::Pki,
     state::{self, Shared},
     tokens,
+    zk::url::ZkUrl,
 };
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -68,6 +71,17 @@ struct ServeArgs {
     /// Seconds before an unanswered offer is rescinded (0: never).
     #[arg(long, default_value_t = 60)]
     offer_timeout_secs: u64,
+    /// Run highly available, as one of several aggregators on a ZooKeeper ensemble:
+    /// `zk://HOST:PORT[,HOST:PORT...]/PATH`. They elect a leader under PATH (Mesos's
+    /// `json.info_*` znodes, so `zk://` Mesos clients find it) and the leader keeps the
+    /// master's state under PATH/state; standbys redirect. Without it the state is in the
+    /// embedded store in the data directory.
+    #[arg(long, value_name = "URL")]
+    zk: Option<ZkUrl>,
+    /// The ZooKeeper session timeout in seconds: how long a dead leader keeps its place,
+    /// so about how soon a standby takes over.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    zk_session_timeout_secs: u64,
 }
 
 /// mimalloc: the views are rebuilt from many small allocations twice a second while reports
@@ -77,6 +91,9 @@ struct ServeArgs {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXIT_USAGE: u8 = 64;
+/// Leadership was lost (the ZooKeeper session ended, or a successor fenced this leader's
+/// writes): restart to rejoin as a standby (EX_TEMPFAIL).
+const EXIT_LOST_LEADERSHIP: i32 = 75;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -153,6 +170,21 @@ fn create_token(data_dir: &std::path::Path, ttl_hours: u64) -> anyhow::Result<()
     Ok(())
 }
 
+/// Marks the store unreachable while the ZooKeeper session is disconnected.
+fn watch_session(client: &zookeeper_client::Client, store: store::Store) {
+    let mut states = client.state_watcher();
+    tokio::spawn(async move {
+        loop {
+            let state = states.changed().await;
+            let up = matches!(state, zookeeper_client::SessionState::SyncConnected);
+            store.set_reachable(up);
+            if state.is_terminated() {
+                return;
+            }
+        }
+    });
+}
+
 async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()> {
     let mut names = vec![
         "localhost".to_owned(),
@@ -164,6 +196,26 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
     }
     names.extend(args.tls_names);
     names.dedup();
+    let ha = match &args.zk {
+        Some(url) if url.root == "/" => {
+            anyhow::bail!("--zk needs a path of its own, as in zk://HOST:PORT/strata")
+        }
+        Some(url) => Some(HaConfig {
+            url: url.clone(),
+            session_timeout: std::time::Duration::from_secs(args.zk_session_timeout_secs.max(1)),
+        }),
+        None => None,
+    };
+    let zk_client = match &ha {
+        Some(ha) => {
+            let client = ha.connect().await;
+            ha::shared_ca::agree(&client, &ha.state_path(), data_dir)
+                .await
+                .context("agreeing on the set's CA")?;
+            Some(client)
+        }
+        None => None,
+    };
     let pki = Pki::open(data_dir, &names).context("opening the certificate authority")?;
     let limits = proto::Limits {
         max_bytes: args.max_report_bytes,
@@ -174,14 +226,58 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
         offer_timeout_ms: (args.offer_timeout_secs > 0).then_some(args.offer_timeout_secs * 1000),
         ..MasterConfig::default()
     };
-    let master = Master::open(data_dir, master_config, args.http)
-        .context("opening the master's state store")?;
+    let address = MasterAddress {
+        http: args.http,
+        quic: Some(args.quic),
+    };
+    let endpoint = ingest::endpoint(&pki, args.quic).context("starting QUIC ingest")?;
+    let (master, mut leadership) = match (&ha, zk_client) {
+        (Some(ha), Some(client)) => {
+            let candidate =
+                master::master_info(&format!("{:016x}", rand::random::<u64>()), &address);
+            let standby_pki =
+                Pki::open(data_dir, &names).context("opening the certificate authority")?;
+            let leadership =
+                ha::lead::campaign(ha, client, &candidate, args.http, &endpoint, |leader| {
+                    QuicStandby {
+                        pki: standby_pki,
+                        data_dir: data_dir.to_owned(),
+                        limits,
+                        metrics: aggregator::metrics::Metrics::default(),
+                        leader,
+                    }
+                })
+                .await?;
+            let (backend, state) = store::zk_backend::ZkBackend::open(
+                leadership.client.clone(),
+                &ha.state_path(),
+                &leadership.candidacy.node,
+            )
+            .await
+            .context("taking over the master's state in ZooKeeper")?;
+            let store = store::Store::start(backend, "zookeeper")?;
+            watch_session(&leadership.client, store.clone());
+            let master = Master::recover(store, state, master_config, &address, data_dir)
+                .context("recovering the master's state")?;
+            let info = master.lock().master_info.clone();
+            leadership
+                .candidacy
+                .publish(&info)
+                .await
+                .context("publishing the leader's MasterInfo")?;
+            (master, Some(leadership))
+        }
+        _ => {
+            let master = Master::open(data_dir, master_config, args.http)
+                .context("opening the master's state store")?;
+            (master, None)
+        }
+    };
     let shared = Shared::new(pki, data_dir.to_owned(), limits, master.clone());
     tokio::spawn(master.clone().run(
         shared.metrics.master_offers.clone(),
         shared.metrics.allocation_seconds.clone(),
     ));
-    let endpoint = ingest::endpoint(&shared, args.quic).context("starting QUIC ingest")?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("binding HTTP on {}", args.http))?;
@@ -203,7 +299,31 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
     tokio::spawn(apps::autoscaler::run(apps.clone(), shared.clone()));
     let app = http::router(shared)
         .merge(master::operator_api::router(master.clone()))
-        .merge(apps::api::router(apps));
+        .merge(apps::api::router(apps))
+        .layer(axum::middleware::from_fn_with_state(
+            master.clone(),
+            ha::guard::refuse_changes_while_store_fails,
+        ));
+    let fenced_store = master.store().clone();
+    let lost = async move {
+        match &mut leadership {
+            Some(leadership) => {
+                tokio::select! {
+                    why = leadership.lost() => why,
+                    why = fenced_store.fenced() => why,
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::spawn(async move {
+        let why = lost.await;
+        tracing::error!(
+            reason = why,
+            "leadership lost; exiting so a supervisor restarts this aggregator as a standby"
+        );
+        std::process::exit(EXIT_LOST_LEADERSHIP);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -18,10 +18,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, pem::
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-const CA_CERT: &str = "ca.pem";
-const CA_KEY: &str = "ca.key.pem";
+pub const CA_CERT: &str = "ca.pem";
+pub const CA_KEY: &str = "ca.key.pem";
 /// One JSON record per line, appended as certificates are issued.
-const ISSUED: &str = "agents.jsonl";
+pub const ISSUED: &str = "agents.jsonl";
 const CA_NAME: &str = "strata cluster CA";
 
 /// Why the certificate authority could not be used.
@@ -249,14 +249,23 @@ impl Pki {
         Ok((agent_id, cert.pem(), key.serialize_pem()))
     }
 
-    /// The agent a presented client certificate was issued to.
+    /// The agent a presented client certificate (one the TLS handshake verified against this
+    /// CA) was issued to: by this aggregator's record of what it issued, or else by the
+    /// certificate's common name, which the CA signed (an agent that joined through another
+    /// aggregator of a highly available set, which shares the CA).
     pub fn agent_of(&self, cert_der: &[u8]) -> Option<String> {
         let issued = self
             .issued
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        issued
-            .get(&fingerprint(cert_der))
-            .map(|record| record.agent_id.clone())
+        if let Some(record) = issued.get(&fingerprint(cert_der)) {
+            return Some(record.agent_id.clone());
+        }
+        let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+        if cert.issuer().to_string() != format!("CN={CA_NAME}") {
+            return None;
+        }
+        let name = cert.subject().iter_common_name().next()?.as_str().ok()?;
+        Some(name.to_owned())
     }
 }

@@ -25,8 +25,12 @@ pub enum Control {
         certificate_pem: String,
         private_key_pem: String,
     },
-    /// The sender refuses the peer and is about to close.
-    Refused { reason: String },
+    /// The sender refuses the peer and is about to close; a standby aggregator names the
+    /// leader's QUIC address to report to instead.
+    Refused {
+        reason: String,
+        leader: Option<String>,
+    },
     /// Executor traffic: the JSON of an [`AgentMessage`](crate::exec::AgentMessage) or a
     /// [`MasterMessage`](crate::exec::MasterMessage), by direction.
     Executor { json: String },
@@ -83,9 +87,10 @@ impl Control {
                 let body = fb::Enrolled::create(&mut fbb, &args).as_union_value();
                 (fb::ControlBody::Enrolled, body)
             }
-            Self::Refused { reason } => {
+            Self::Refused { reason, leader } => {
                 let args = fb::RefusedArgs {
                     reason: Some(fbb.create_string(reason)),
+                    leader: leader.as_deref().map(|l| fbb.create_string(l)),
                 };
                 (
                     fb::ControlBody::Refused,
@@ -145,12 +150,13 @@ impl Control {
                     private_key_pem: text(enrolled.private_key_pem(), "enrolled.private_key_pem")?,
                 }
             }
-            fb::ControlBody::Refused => Self::Refused {
-                reason: text(
-                    control.body_as_refused().ok_or(missing)?.reason(),
-                    "refused.reason",
-                )?,
-            },
+            fb::ControlBody::Refused => {
+                let refused = control.body_as_refused().ok_or(missing)?;
+                Self::Refused {
+                    reason: text(refused.reason(), "refused.reason")?,
+                    leader: refused.leader().map(str::to_owned),
+                }
+            }
             fb::ControlBody::Executor => Self::Executor {
                 json: text(
                     control.body_as_executor().ok_or(missing)?.json(),

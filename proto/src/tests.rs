@@ -165,6 +165,11 @@ fn control_messages_round_trip() {
         },
         Control::Refused {
             reason: "no".into(),
+            leader: None,
+        },
+        Control::Refused {
+            reason: "a standby".into(),
+            leader: Some("10.0.0.2:5051".into()),
         },
     ] {
         assert_eq!(

@@ -8,6 +8,10 @@
 //! updates on the control stream; updates made while disconnected stay with the executor and
 //! are sent after the next registration.
 //!
+//! With several aggregators (a highly available set), the agent tries them in turn; a
+//! standby answers with a refusal that names the leader's QUIC address, which the agent
+//! connects to next.
+//!
 //! The collector never waits for this task: it publishes the node's latest state on a watch
 //! channel, and while the aggregator is away only that latest state is kept (the next full
 //! report carries it), so the buffer is bounded by the agent's own tables.
@@ -41,11 +45,14 @@ use crate::{exec::Executor, report::delta::Differ};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The pause before the next address of a set, or the leader a standby named.
+const REFERRAL_PAUSE: Duration = Duration::from_millis(200);
 
 /// Where and how to report.
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
-    /// `HOST:PORT` of the aggregator's QUIC endpoint.
+    /// `HOST:PORT` of the aggregator's QUIC endpoint; several, comma-separated, for a highly
+    /// available set.
     pub aggregator: String,
     pub token: Option<JoinToken>,
     pub state_dir: PathBuf,
@@ -80,6 +87,8 @@ pub enum LinkError {
     Frame(#[from] proto::frame::FrameError),
     #[error("the aggregator refused: {0}")]
     Refused(String),
+    #[error("{reason}: the leader is at {leader}")]
+    Referred { reason: String, leader: String },
     #[error("unexpected answer from the aggregator")]
     Unexpected,
 }
@@ -122,6 +131,16 @@ async fn resolve(aggregator: &str) -> Result<SocketAddr, LinkError> {
         })
 }
 
+/// The addresses in `--aggregator`, in order.
+pub fn addresses(aggregator: &str) -> Vec<String> {
+    aggregator
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Keeps reporting the latest state in `states` for as long as the agent runs.
 pub async fn run(config: LinkConfig, mut states: watch::Receiver<Option<Report>>) {
     let endpoint = match Endpoint::client("[::]:0".parse().expect("valid address"))
@@ -132,13 +151,39 @@ pub async fn run(config: LinkConfig, mut states: watch::Receiver<Option<Report>>
     };
     let mut differ = Differ::new(config.full_every);
     let mut backoff = Backoff { next: MIN_BACKOFF };
+    let addresses = addresses(&config.aggregator);
+    let mut turn = 0;
+    let mut referred: Option<String> = None;
     loop {
-        let ended = session(&endpoint, &config, &mut states, &mut differ, &mut backoff).await;
+        let target = referred
+            .take()
+            .unwrap_or_else(|| addresses[turn % addresses.len()].clone());
+        let ended = session(
+            &endpoint,
+            &config,
+            &target,
+            &mut states,
+            &mut differ,
+            &mut backoff,
+        )
+        .await;
+        if let Err(LinkError::Referred { leader, reason }) = &ended {
+            info!(aggregator = %target, leader, reason, "following the leader");
+            referred = Some(leader.clone());
+            tokio::time::sleep(REFERRAL_PAUSE).await;
+            continue;
+        }
         let error = ended
             .err()
             .map_or_else(|| "closed".to_owned(), |e| crate::error_chain(&e));
-        let delay = backoff.delay();
-        warn!(aggregator = %config.aggregator, error, retry_in = ?delay, "not connected to the aggregator");
+        turn += 1;
+        // A full round of the addresses failed before the agent waits longer.
+        let delay = if turn % addresses.len() == 0 {
+            backoff.delay()
+        } else {
+            REFERRAL_PAUSE
+        };
+        warn!(aggregator = %target, error, retry_in = ?delay, "not connected to the aggregator");
         tokio::time::sleep(delay).await;
     }
 }
@@ -146,6 +191,7 @@ pub async fn run(config: LinkConfig, mut states: watch::Receiver<Option<Report>>
 async fn identity(
     endpoint: &Endpoint,
     config: &LinkConfig,
+    target: &str,
     addr: SocketAddr,
 ) -> Result<Identity, LinkError> {
     if let Some(identity) = identity::load(&config.state_dir)? {
@@ -153,7 +199,7 @@ async fn identity(
     }
     let token = config.token.as_ref().ok_or(LinkError::NoIdentity)?;
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let name = server_name(&config.aggregator);
+    let name = server_name(target);
     let identity = enroll(endpoint, addr, &name, token, hostname.trim()).await?;
     identity::store(&config.state_dir, &identity)?;
     info!(agent_id = %identity.agent_id, state_dir = %config.state_dir.display(), "joined the aggregator");
@@ -201,7 +247,7 @@ pub async fn enroll(
                 ca_der,
             })
         }
-        Control::Refused { reason } => Err(LinkError::Refused(reason)),
+        Control::Refused { reason, .. } => Err(LinkError::Refused(reason)),
         _ => Err(LinkError::Unexpected),
     }
 }
@@ -209,15 +255,16 @@ pub async fn enroll(
 async fn session(
     endpoint: &Endpoint,
     config: &LinkConfig,
+    target: &str,
     states: &mut watch::Receiver<Option<Report>>,
     differ: &mut Differ,
     backoff: &mut Backoff,
 ) -> Result<(), LinkError> {
-    let addr = resolve(&config.aggregator).await?;
-    let identity = identity(endpoint, config, addr).await?;
+    let addr = resolve(target).await?;
+    let identity = identity(endpoint, config, target, addr).await?;
     let tls = tls::report_config(&identity)?;
     let connection = endpoint
-        .connect_with(tls, addr, &server_name(&config.aggregator))?
+        .connect_with(tls, addr, &server_name(target))?
         .await?;
     let (mut control, mut answers) = connection.open_bi().await?;
     let hello = Control::Hello {
@@ -225,7 +272,7 @@ async fn session(
         version: env!("CARGO_PKG_VERSION").into(),
     };
     write_frame(&mut control, &hello.encode()).await?;
-    info!(aggregator = %config.aggregator, agent_id = %identity.agent_id, "connected to the aggregator");
+    info!(aggregator = %target, agent_id = %identity.agent_id, "connected to the aggregator");
     backoff.reset();
     differ.force_full();
     let mut outgoing = None;
@@ -239,6 +286,8 @@ async fn session(
     let full_requested = Arc::new(AtomicBool::new(false));
     let requested = full_requested.clone();
     let executor = config.executor.clone();
+    let referral: Arc<std::sync::Mutex<Option<LinkError>>> = Arc::default();
+    let (refused, closer) = (referral.clone(), connection.clone());
     let reader = tokio::spawn(async move {
         while let Ok(Some(frame)) = read_frame(&mut answers, MAX_CONTROL_FRAME).await {
             match Control::decode(&frame, &proto::Limits::default()) {
@@ -252,6 +301,17 @@ async fn session(
                             warn!(error = %crate::error_chain(&err), "undecodable executor message")
                         }
                     }
+                }
+                Ok(Control::Refused { reason, leader }) => {
+                    let why = match leader {
+                        Some(leader) => LinkError::Referred { reason, leader },
+                        None => LinkError::Refused(reason),
+                    };
+                    *refused
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+                    closer.close(0u32.into(), b"referred");
+                    break;
                 }
                 Ok(other) => debug!(?other, "control message ignored"),
                 Err(err) => warn!(error = %err, "undecodable control message"),
@@ -295,7 +355,11 @@ async fn session(
         }
     };
     reader.abort();
-    result
+    let referred = referral
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    referred.map_or(result, Err)
 }
 
 /// The executor's next outgoing message; never, without an executor.

@@ -37,7 +37,7 @@ use tracing::info;
 pub use self::core::MasterConfig;
 use self::{
     core::{AgentRecord, Core, FrameworkRecord, TaskRecord},
-    store::Store,
+    store::{RawState, Store, redb_backend::RedbBackend},
 };
 use crate::state::now_ms;
 
@@ -46,6 +46,39 @@ pub const MESOS_COMPAT_VERSION: &str = "1.11.0";
 
 /// The shortest pause before an allocation cycle, which gathers the wake-ups of a burst.
 const MIN_CYCLE_GAP: Duration = Duration::from_millis(2);
+
+/// Where the master is reached: its HTTP API and, for agents, its QUIC endpoint.
+#[derive(Debug, Clone)]
+pub struct MasterAddress {
+    pub http: SocketAddr,
+    pub quic: Option<SocketAddr>,
+}
+
+/// Mesos's `MasterInfo` as JSON (what Mesos writes into its `json.info_*` znodes), plus the
+/// QUIC address agents follow (`strata_quic`; Mesos clients ignore it).
+pub fn master_info(master_id: &str, address: &MasterAddress) -> serde_json::Value {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let ip = address.http.ip();
+    // Mesos packs an IPv4 address into a 32-bit number in network byte order.
+    let packed = match ip {
+        std::net::IpAddr::V4(v4) => u32::from_le_bytes(v4.octets()),
+        std::net::IpAddr::V6(_) => 0,
+    };
+    let mut info = json!({
+        "id": master_id,
+        "ip": packed,
+        "port": address.http.port(),
+        "hostname": hostname,
+        "version": MESOS_COMPAT_VERSION,
+        "address": { "hostname": hostname, "ip": ip.to_string(), "port": address.http.port() },
+    });
+    if let Some(quic) = address.quic {
+        info["strata_quic"] = json!(quic.to_string());
+    }
+    info
+}
 
 /// The master and its allocation loop's wake-up.
 #[derive(Debug)]
@@ -62,31 +95,34 @@ pub struct Master {
 }
 
 impl Master {
-    /// Opens the store in `data_dir` and recovers the state it holds.
+    /// Opens the embedded store in `data_dir` and recovers the state it holds.
     pub fn open(
         data_dir: &Path,
         config: MasterConfig,
         http: SocketAddr,
     ) -> Result<Arc<Self>, store::StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| store::StoreError::Read(e.into()))?;
-        let (store, mut recovered) =
-            Store::open::<FrameworkRecord, AgentRecord, TaskRecord>(&data_dir.join("master.redb"))?;
+        let (backend, state) = RedbBackend::open(&data_dir.join("master.redb"))?;
+        let store = Store::start(backend, "redb")?;
+        let address = MasterAddress { http, quic: None };
+        Self::recover(store, state, config, &address, data_dir)
+    }
+
+    /// Recovers the master from `state`, read from `store`'s backend.
+    pub fn recover(
+        store: Store,
+        state: RawState,
+        config: MasterConfig,
+        address: &MasterAddress,
+        data_dir: &Path,
+    ) -> Result<Arc<Self>, store::StoreError> {
+        let mut recovered = state.decode::<FrameworkRecord, AgentRecord, TaskRecord>()?;
         let master_id = recovered.master_id.clone().unwrap_or_else(|| {
             let id = format!("{:016x}", rand::random::<u64>());
             store.put_master_id(&id);
             id
         });
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "localhost".into());
-        let master_info = json!({
-            "id": master_id,
-            "ip": 0,
-            "port": http.port(),
-            "hostname": hostname,
-            "version": MESOS_COMPAT_VERSION,
-            "address": { "hostname": hostname, "ip": http.ip().to_string(), "port": http.port() },
-        });
+        let master_info = master_info(&master_id, address);
         info!(
             master_id,
             frameworks = recovered.frameworks.len(),
@@ -109,7 +145,7 @@ impl Master {
                     .offer_timeout_ms
                     .map_or("none".into(), |t| format!("{t}ms")),
             ),
-            ("registry".to_owned(), "redb".to_owned()),
+            ("registry".to_owned(), store.kind.to_owned()),
             ("work_dir".to_owned(), data_dir.display().to_string()),
         ];
         let recovered_apps = Mutex::new(std::mem::take(&mut recovered.apps));
@@ -158,9 +194,9 @@ impl Master {
         )
     }
 
-    /// Waits until every state change so far is on disk.
-    pub fn flush(&self) {
-        self.store.flush();
+    /// Waits (a bounded time) until every state change so far is committed; whether it was.
+    pub fn flush(&self) -> bool {
+        self.store.flush()
     }
 
     /// Runs the allocation loop and the periodic checks forever.

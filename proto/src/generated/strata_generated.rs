@@ -2827,6 +2827,7 @@ impl<'a> ::flatbuffers::Follow<'a> for Refused<'a> {
 
 impl<'a> Refused<'a> {
   pub const VT_REASON: ::flatbuffers::VOffsetT = 4;
+  pub const VT_LEADER: ::flatbuffers::VOffsetT = 6;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2838,6 +2839,7 @@ impl<'a> Refused<'a> {
     args: &'args RefusedArgs<'args>
   ) -> ::flatbuffers::WIPOffset<Refused<'bldr>> {
     let mut builder = RefusedBuilder::new(_fbb);
+    if let Some(x) = args.leader { builder.add_leader(x); }
     if let Some(x) = args.reason { builder.add_reason(x); }
     builder.finish()
   }
@@ -2850,6 +2852,13 @@ impl<'a> Refused<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Refused::VT_REASON, None)}
   }
+  #[inline]
+  pub fn leader(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Refused::VT_LEADER, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Refused<'_> {
@@ -2859,18 +2868,21 @@ impl ::flatbuffers::Verifiable for Refused<'_> {
   ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
     v.visit_table(pos)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("reason", Self::VT_REASON, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("leader", Self::VT_LEADER, false)?
      .finish();
     Ok(())
   }
 }
 pub struct RefusedArgs<'a> {
     pub reason: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub leader: Option<::flatbuffers::WIPOffset<&'a str>>,
 }
 impl<'a> Default for RefusedArgs<'a> {
   #[inline]
   fn default() -> Self {
     RefusedArgs {
       reason: None,
+      leader: None,
     }
   }
 }
@@ -2883,6 +2895,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> RefusedBuilder<'a, 'b, A> {
   #[inline]
   pub fn add_reason(&mut self, reason: ::flatbuffers::WIPOffset<&'b  str>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Refused::VT_REASON, reason);
+  }
+  #[inline]
+  pub fn add_leader(&mut self, leader: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Refused::VT_LEADER, leader);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> RefusedBuilder<'a, 'b, A> {
@@ -2903,6 +2919,7 @@ impl ::core::fmt::Debug for Refused<'_> {
   fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
     let mut ds = f.debug_struct("Refused");
       ds.field("reason", &self.reason());
+      ds.field("leader", &self.leader());
       ds.finish()
   }
 }

@@ -1,0 +1,74 @@
+//! High availability: several aggregators against one ZooKeeper ensemble
+//! (`strata-aggregator --zk zk://HOST:PORT[,HOST:PORT...]/PATH`).
+//!
+//! - [`election`]: leader election with ephemeral sequential `PATH/json.info_*` znodes that
+//!   hold Mesos's `MasterInfo` JSON, as Mesos masters write them, so Mesos-aware clients
+//!   (pymesos's ZooKeeper detector) find the leader. The lowest sequence leads.
+//! - [`standby`]: what a standby serves: `307` with a `Location` on the leader for API
+//!   calls, and, on QUIC, joining agents plus a refusal that names the leader's QUIC address
+//!   for report connections, so agents follow the leader.
+//! - [`guard`]: `503` for changes while the state cannot be stored.
+//! - [`lead`]: entering the election and serving as a standby until this aggregator leads.
+//! - [`shared_ca`]: the cluster CA every aggregator of the set serves and verifies with.
+//!
+//! The leader keeps the master's and the apps' state under `PATH/state`
+//! ([`crate::master::store::zk_backend`]). Only `json.info_*` children of `PATH` are
+//! contenders; the state's node sorts after them, so detectors that take the smallest child
+//! find a master whenever one leads.
+//!
+//! A leader that loses its ZooKeeper session, or finds its writes fenced by a successor,
+//! stops at once (exit code 75), as Mesos masters do: its supervisor restarts it as a
+//! standby. Losing quorum alone is not losing leadership: the leader keeps serving reads,
+//! refuses changes (`503`) while its writes are held, and commits them once quorum returns.
+
+pub mod election;
+pub mod guard;
+pub mod lead;
+pub mod shared_ca;
+pub mod standby;
+
+use std::time::Duration;
+
+use crate::zk::{ZkError, url::ZkUrl};
+use zookeeper_client as zk;
+
+/// Where the aggregators of one set meet.
+#[derive(Debug, Clone)]
+pub struct HaConfig {
+    pub url: ZkUrl,
+    /// The ZooKeeper session timeout: how long a dead leader's znode outlives it.
+    pub session_timeout: Duration,
+}
+
+impl HaConfig {
+    /// The parent of the contenders' znodes.
+    pub fn election_path(&self) -> &str {
+        &self.url.root
+    }
+
+    /// Where the leader keeps the durable state.
+    pub fn state_path(&self) -> String {
+        self.url.absolute("/state")
+    }
+
+    /// Connects with the session timeout, retrying (with a message) while no server answers.
+    pub async fn connect(&self) -> zk::Client {
+        let mut attempt = 0u32;
+        loop {
+            let connected = zk::Client::connector()
+                .with_session_timeout(self.session_timeout)
+                .with_fail_eagerly()
+                .connect(&self.url.servers)
+                .await;
+            match connected {
+                Ok(client) => return client,
+                Err(err) => {
+                    attempt += 1;
+                    let error = ZkError::new("connecting to", &self.url.to_string(), err);
+                    tracing::warn!(%error, attempt, "ZooKeeper unreachable; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
