@@ -91,9 +91,6 @@ struct ServeArgs {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXIT_USAGE: u8 = 64;
-/// Leadership was lost (the ZooKeeper session ended, or a successor fenced this leader's
-/// writes): restart to rejoin as a standby (EX_TEMPFAIL).
-const EXIT_LOST_LEADERSHIP: i32 = 75;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -170,6 +167,35 @@ fn create_token(data_dir: &std::path::Path, ttl_hours: u64) -> anyhow::Result<()
     Ok(())
 }
 
+/// The new leader's master: the state in ZooKeeper taken over (fencing earlier leaders) and
+/// recovered, and its `MasterInfo` published for Mesos clients.
+async fn take_over(
+    ha: &HaConfig,
+    leadership: &ha::lead::Leadership,
+    config: MasterConfig,
+    address: &MasterAddress,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<Master>> {
+    let (backend, state) = store::zk_backend::ZkBackend::open(
+        leadership.client.clone(),
+        &ha.state_path(),
+        &leadership.candidacy.node,
+    )
+    .await
+    .context("taking over the master's state in ZooKeeper")?;
+    let store = store::Store::start(backend, "zookeeper")?;
+    watch_session(&leadership.client, store.clone());
+    let master = Master::recover(store, state, config, address, data_dir)
+        .context("recovering the master's state")?;
+    let info = master.lock().master_info.clone();
+    leadership
+        .candidacy
+        .publish(&info)
+        .await
+        .context("publishing the leader's MasterInfo")?;
+    Ok(master)
+}
+
 /// Marks the store unreachable while the ZooKeeper session is disconnected.
 fn watch_session(client: &zookeeper_client::Client, store: store::Store) {
     let mut states = client.state_watcher();
@@ -206,6 +232,18 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
         }),
         None => None,
     };
+    // A standby answers HTTP from the start, while ZooKeeper may not answer yet.
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(None);
+    let (leading, now_leading) = tokio::sync::oneshot::channel::<()>();
+    let standby_http = match &ha {
+        Some(_) => Some(
+            ha::lead::serve_standby_http(args.http, leader_rx, async {
+                let _ = now_leading.await;
+            })
+            .await?,
+        ),
+        None => None,
+    };
     let zk_client = match &ha {
         Some(ha) => {
             let client = ha.connect().await;
@@ -238,7 +276,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
             let standby_pki =
                 Pki::open(data_dir, &names).context("opening the certificate authority")?;
             let leadership =
-                ha::lead::campaign(ha, client, &candidate, args.http, &endpoint, |leader| {
+                ha::lead::campaign(ha, client, &candidate, leader_tx, &endpoint, |leader| {
                     QuicStandby {
                         pki: standby_pki,
                         data_dir: data_dir.to_owned(),
@@ -248,23 +286,12 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
                     }
                 })
                 .await?;
-            let (backend, state) = store::zk_backend::ZkBackend::open(
-                leadership.client.clone(),
-                &ha.state_path(),
-                &leadership.candidacy.node,
-            )
-            .await
-            .context("taking over the master's state in ZooKeeper")?;
-            let store = store::Store::start(backend, "zookeeper")?;
-            watch_session(&leadership.client, store.clone());
-            let master = Master::recover(store, state, master_config, &address, data_dir)
-                .context("recovering the master's state")?;
-            let info = master.lock().master_info.clone();
-            leadership
-                .candidacy
-                .publish(&info)
-                .await
-                .context("publishing the leader's MasterInfo")?;
+            let _ = leading.send(());
+            if let Some(standby_http) = standby_http {
+                let _ = standby_http.await;
+            }
+            let taken = take_over(ha, &leadership, master_config, &address, data_dir).await;
+            let master = taken.unwrap_or_else(|err| ha::restart(&format!("{err:#}")));
             (master, Some(leadership))
         }
         _ => {
@@ -318,11 +345,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
     };
     tokio::spawn(async move {
         let why = lost.await;
-        tracing::error!(
-            reason = why,
-            "leadership lost; exiting so a supervisor restarts this aggregator as a standby"
-        );
-        std::process::exit(EXIT_LOST_LEADERSHIP);
+        ha::restart(&why);
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

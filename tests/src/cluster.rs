@@ -153,6 +153,12 @@ impl Aggregator {
         )
     }
 
+    /// Kills it (SIGKILL: nothing is flushed).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Kills it (SIGKILL: nothing is flushed) and starts it again on the same data directory.
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
@@ -302,6 +308,26 @@ impl Agent {
         state_dir: &Path,
         args: &[&str],
     ) -> Self {
+        Self::start_to(
+            netns,
+            hostname,
+            &aggregator.to_string(),
+            token,
+            state_dir,
+            args,
+        )
+    }
+
+    /// As [`Agent::start`], with `--aggregator` as given (several, comma-separated, for a
+    /// highly available set).
+    pub fn start_to(
+        netns: Option<&str>,
+        hostname: Option<&str>,
+        aggregators: &str,
+        token: &str,
+        state_dir: &Path,
+        args: &[&str],
+    ) -> Self {
         let agent = crate::agent::binary();
         let mut command = Command::new("unshare");
         command.args([
@@ -320,7 +346,7 @@ impl Agent {
             .args([
                 "run",
                 "--aggregator",
-                &aggregator.to_string(),
+                aggregators,
                 "--token",
                 token,
                 "--state-dir",

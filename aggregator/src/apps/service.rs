@@ -151,8 +151,11 @@ impl AppService {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// After an API change: ask for offers again and act soon.
+    /// After an API change: queue what it changed for the store at once (so the API can
+    /// answer once it is stored), ask for offers again and act soon.
     pub fn changed(&self) {
+        let dirty = self.lock().take_dirty();
+        self.persist(dirty);
         self.master.lock().revive(FRAMEWORK_ID);
         self.master.wake();
         self.wake.notify_one();
@@ -259,6 +262,16 @@ impl AppService {
         }
     }
 
+    fn persist(&self, dirty: Vec<(String, Option<AppRecord>)>) {
+        let store = self.master.store();
+        for (id, record) in dirty {
+            match record {
+                Some(record) => store.put(Table::Apps, &id, &record),
+                None => store.delete(Table::Apps, &id),
+            }
+        }
+    }
+
     /// Kills, revive or suppress, persistence and events after a round of changes.
     fn step(&self, suppressed: &mut bool) {
         let now = now_ms();
@@ -294,13 +307,7 @@ impl AppService {
             self.master.wake();
         }
         *suppressed = !wants;
-        let store = self.master.store();
-        for (id, record) in dirty {
-            match record {
-                Some(record) => store.put(Table::Apps, &id, &record),
-                None => store.delete(Table::Apps, &id),
-            }
-        }
+        self.persist(dirty);
         for event in events {
             let published = Event {
                 kind: event["eventType"].as_str().unwrap_or("").to_owned(),

@@ -37,43 +37,64 @@ impl Leadership {
     }
 }
 
-/// Enters the election with `info` and serves as a standby (HTTP on `http`, QUIC on
-/// `endpoint`) until this contender leads.
+/// Serves the standby's HTTP API on `http` until `leading` resolves; starts at once, before
+/// ZooKeeper answers, so callers get `503` rather than a refused connection meanwhile.
+pub async fn serve_standby_http(
+    http: SocketAddr,
+    leader: LeaderWatch,
+    leading: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(http)
+        .await
+        .with_context(|| format!("binding HTTP on {http}"))?;
+    info!(%http, "aggregator listening as a standby");
+    Ok(tokio::spawn(async move {
+        let served = axum::serve(listener, standby::router(leader))
+            .with_graceful_shutdown(leading)
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "serving HTTP as a standby failed");
+        }
+    }))
+}
+
+/// Enters the election with `info`, publishes who leads on `sender` and serves QUIC as a
+/// standby on `endpoint` until this contender leads.
 pub async fn campaign(
     config: &HaConfig,
     client: zk::Client,
     info: &serde_json::Value,
-    http: SocketAddr,
+    sender: watch::Sender<Option<Leader>>,
     endpoint: &Endpoint,
     standby: impl FnOnce(LeaderWatch) -> QuicStandby,
 ) -> anyhow::Result<Leadership> {
     let candidacy = Candidacy::enter(client.clone(), config.election_path(), info)
         .await
         .context("entering the leader election")?;
-    let (sender, leader) = watch::channel::<Option<Leader>>(None);
+    let leader = sender.subscribe();
     let follower = Candidacy::watching(client.clone(), config.election_path(), &candidacy.node);
-    let follow = tokio::spawn(async move { follower.follow(&sender).await });
+    let (ended, mut session_ended) = tokio::sync::oneshot::channel();
+    let follow = tokio::spawn(async move {
+        let why = follower.follow(&sender).await;
+        let _ = ended.send(crate::error_chain(&why));
+        why
+    });
     let me = candidacy.node.clone();
     let leads = {
         let mut leader = leader.clone();
         async move {
-            let _ = leader
-                .wait_for(|l| l.as_ref().is_some_and(|l| l.node == me))
-                .await;
+            tokio::select! {
+                _ = leader.wait_for(|l| l.as_ref().is_some_and(|l| l.node == me)) => {}
+                // A standby whose session ended starts over.
+                why = &mut session_ended => super::restart(&why.unwrap_or_default()),
+            }
         }
     };
     let quic = tokio::spawn(standby::serve_quic(
         endpoint.clone(),
         Arc::new(standby(leader.clone())),
     ));
-    let listener = tokio::net::TcpListener::bind(http)
-        .await
-        .with_context(|| format!("binding HTTP on {http}"))?;
-    info!(%http, node = candidacy.node, "aggregator listening as a standby");
-    axum::serve(listener, standby::router(leader.clone()))
-        .with_graceful_shutdown(leads)
-        .await
-        .context("serving HTTP as a standby")?;
+    leads.await;
     quic.abort();
     info!(node = candidacy.node, "this aggregator leads");
     Ok(Leadership {

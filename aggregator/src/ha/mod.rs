@@ -7,7 +7,7 @@
 //! - [`standby`]: what a standby serves: `307` with a `Location` on the leader for API
 //!   calls, and, on QUIC, joining agents plus a refusal that names the leader's QUIC address
 //!   for report connections, so agents follow the leader.
-//! - [`guard`]: `503` for changes while the state cannot be stored.
+//! - [`guard`]: `503` for app changes while the state cannot be stored.
 //! - [`lead`]: entering the election and serving as a standby until this aggregator leads.
 //! - [`shared_ca`]: the cluster CA every aggregator of the set serves and verifies with.
 //!
@@ -17,9 +17,13 @@
 //! find a master whenever one leads.
 //!
 //! A leader that loses its ZooKeeper session, or finds its writes fenced by a successor,
-//! stops at once (exit code 75), as Mesos masters do: its supervisor restarts it as a
-//! standby. Losing quorum alone is not losing leadership: the leader keeps serving reads,
-//! refuses changes (`503`) while its writes are held, and commits them once quorum returns.
+//! stops leading at once, as Mesos masters do, and starts over as a standby: the process
+//! executes itself anew with the same arguments ([`restart`]), so nothing of the old
+//! leadership lingers. A standby that loses its session does the same. Losing quorum for a
+//! moment is not losing leadership: the leader keeps serving reads, refuses app changes
+//! (`503`) while its writes are held, and commits them once quorum returns. A loss longer
+//! than 1.4 session timeouts ends the session (the client gives up on it, as the servers
+//! will), and the set elects again once quorum is back.
 
 pub mod election;
 pub mod guard;
@@ -31,6 +35,24 @@ use std::time::Duration;
 
 use crate::zk::{ZkError, url::ZkUrl};
 use zookeeper_client as zk;
+
+/// Starts this aggregator over as a standby: executes the same program with the same
+/// arguments. Exits with 75 (EX_TEMPFAIL) if it cannot, for a supervisor to restart it.
+pub fn restart(why: &str) -> ! {
+    use std::os::unix::process::CommandExt as _;
+    tracing::error!(
+        reason = why,
+        "leadership or the ZooKeeper session lost; starting over as a standby"
+    );
+    let error = match std::env::current_exe() {
+        Ok(program) => std::process::Command::new(program)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(error) => error,
+    };
+    tracing::error!(%error, "cannot start over; exiting for a supervisor to restart this aggregator");
+    std::process::exit(75)
+}
 
 /// Where the aggregators of one set meet.
 #[derive(Debug, Clone)]
