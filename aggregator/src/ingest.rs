@@ -123,7 +123,7 @@ pub async fn serve(endpoint: Endpoint, shared: Arc<Shared>) {
     }
 }
 
-fn alpn(connection: &Connection) -> Option<Vec<u8>> {
+pub(crate) fn alpn(connection: &Connection) -> Option<Vec<u8>> {
     connection
         .handshake_data()?
         .downcast::<quinn::crypto::rustls::HandshakeData>()

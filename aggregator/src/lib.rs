@@ -10,6 +10,7 @@
 //! - [`services`]: declarative service files, as the `strata` client applies them.
 //! - [`http`]: the REST and WebSocket API.
 //! - [`zk`]: ZooKeeper addresses, subtrees, and the sync engine between two clusters.
+//! - [`ha`]: several aggregators on one ZooKeeper ensemble: election, standbys, fencing.
 //! - [`state`], [`metrics`]: what the tasks share.
 
 pub mod apps;

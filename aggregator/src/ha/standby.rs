@@ -106,11 +106,7 @@ pub async fn serve_quic(endpoint: Endpoint, standby: Arc<QuicStandby>) {
 }
 
 async fn handle(connection: Connection, standby: &QuicStandby) {
-    let protocol = connection
-        .handshake_data()
-        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-        .and_then(|d| d.protocol);
-    match protocol.as_deref() {
+    match ingest::alpn(&connection).as_deref() {
         Some(ALPN_JOIN) => ingest::enroll(connection, &standby.gate()).await,
         Some(ALPN_REPORTS) => {
             let Some(agent_id) = ingest::identify(&connection, &standby.pki, &standby.metrics)
