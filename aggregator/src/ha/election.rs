@@ -47,6 +47,13 @@ impl Leader {
         })
     }
 
+    /// `hostname:port` of the leader's HTTP API, as Marathon's `/v2/leader` names it.
+    pub fn named(&self) -> Option<String> {
+        let address = self.info.get("address")?;
+        let host = address.get("hostname")?.as_str()?;
+        Some(format!("{host}:{}", address.get("port")?.as_u64()?))
+    }
+
     /// The leader's QUIC address for agents.
     pub fn quic(&self) -> Option<String> {
         Some(self.info.get("strata_quic")?.as_str()?.to_owned())
@@ -207,6 +214,7 @@ mod tests {
             }),
         };
         assert_eq!(leader.http().as_deref(), Some("127.0.0.1:5050"));
+        assert_eq!(leader.named().as_deref(), Some("node-1:5050"));
         assert_eq!(leader.quic().as_deref(), Some("127.0.0.1:5051"));
     }
 }

@@ -62,7 +62,7 @@ async fn health(State(leader): State<LeaderWatch>) -> Response {
 }
 
 async fn marathon_leader(State(leader): State<LeaderWatch>) -> Response {
-    match leader.borrow().as_ref().and_then(Leader::http) {
+    match leader.borrow().as_ref().and_then(Leader::named) {
         Some(http) => Json(json!({"leader": http})).into_response(),
         None => (
             StatusCode::NOT_FOUND,
