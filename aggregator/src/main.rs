@@ -244,17 +244,19 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
         ),
         None => None,
     };
-    let zk_client = match &ha {
+    let ha = match ha {
         Some(ha) => {
             let client = ha.connect().await;
             ha::shared_ca::agree(&client, &ha.state_path(), data_dir)
                 .await
                 .context("agreeing on the set's CA")?;
-            Some(client)
+            Some((ha, client))
         }
         None => None,
     };
-    let pki = Pki::open(data_dir, &names).context("opening the certificate authority")?;
+    let pki = std::sync::Arc::new(
+        Pki::open(data_dir, &names).context("opening the certificate authority")?,
+    );
     let limits = proto::Limits {
         max_bytes: args.max_report_bytes,
         ..proto::Limits::default()
@@ -269,32 +271,35 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
         quic: Some(args.quic),
     };
     let endpoint = ingest::endpoint(&pki, args.quic).context("starting QUIC ingest")?;
-    let (master, mut leadership) = match (&ha, zk_client) {
-        (Some(ha), Some(client)) => {
+    let (master, mut leadership) = match &ha {
+        Some((ha, client)) => {
             let candidate =
                 master::master_info(&format!("{:016x}", rand::random::<u64>()), &address);
-            let standby_pki =
-                Pki::open(data_dir, &names).context("opening the certificate authority")?;
-            let leadership =
-                ha::lead::campaign(ha, client, &candidate, leader_tx, &endpoint, |leader| {
-                    QuicStandby {
-                        pki: standby_pki,
-                        data_dir: data_dir.to_owned(),
-                        limits,
-                        metrics: aggregator::metrics::Metrics::default(),
-                        leader,
-                    }
-                })
-                .await?;
+            let leadership = ha::lead::campaign(
+                ha,
+                client.clone(),
+                &candidate,
+                leader_tx,
+                &endpoint,
+                |leader| QuicStandby {
+                    pki: pki.clone(),
+                    data_dir: data_dir.to_owned(),
+                    limits,
+                    metrics: aggregator::metrics::Metrics::default(),
+                    leader,
+                },
+            )
+            .await?;
+            let taken = take_over(ha, &leadership, master_config, &address, data_dir).await;
+            let master = taken.unwrap_or_else(|err| ha::restart(&format!("{err:#}")));
+            // The standby's API gives way only now, just before the leader's binds.
             let _ = leading.send(());
             if let Some(standby_http) = standby_http {
                 let _ = standby_http.await;
             }
-            let taken = take_over(ha, &leadership, master_config, &address, data_dir).await;
-            let master = taken.unwrap_or_else(|err| ha::restart(&format!("{err:#}")));
             (master, Some(leadership))
         }
-        _ => {
+        None => {
             let master = Master::open(data_dir, master_config, args.http)
                 .context("opening the master's state store")?;
             (master, None)

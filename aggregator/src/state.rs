@@ -37,7 +37,7 @@ pub struct Shared {
     topology: Mutex<Topology>,
     views: watch::Sender<Arc<Views>>,
     pub metrics: Metrics,
-    pub pki: Pki,
+    pub pki: Arc<Pki>,
     pub data_dir: PathBuf,
     pub limits: proto::Limits,
     pub master: Arc<crate::master::Master>,
@@ -52,7 +52,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(
-        pki: Pki,
+        pki: Arc<Pki>,
         data_dir: PathBuf,
         limits: proto::Limits,
         master: Arc<crate::master::Master>,

@@ -38,7 +38,8 @@ impl Leadership {
 }
 
 /// Serves the standby's HTTP API on `http` until `leading` resolves; starts at once, before
-/// ZooKeeper answers, so callers get `503` rather than a refused connection meanwhile.
+/// ZooKeeper answers, and lasts until the new leader's own API is about to bind, so callers
+/// get `503` rather than a refused connection meanwhile.
 pub async fn serve_standby_http(
     http: SocketAddr,
     leader: LeaderWatch,
@@ -49,7 +50,7 @@ pub async fn serve_standby_http(
         .with_context(|| format!("binding HTTP on {http}"))?;
     info!(%http, "aggregator listening as a standby");
     Ok(tokio::spawn(async move {
-        let served = axum::serve(listener, standby::router(leader))
+        let served = axum::serve(listener, standby::router(leader, http))
             .with_graceful_shutdown(leading)
             .await;
         if let Err(error) = served {

@@ -1,5 +1,6 @@
 //! What a standby aggregator serves while another leads. HTTP: `307` with a `Location` on
-//! the leader (the same path and query) for every API call, `503` while no leader is known,
+//! the leader (the same path and query) for every API call, `503` while no leader is known
+//! (or while this aggregator, elected, is still taking over),
 //! `/health` and Marathon's `/v2/leader` answered here. QUIC: agents join here as anywhere
 //! (the CA is the set's), and a report connection is answered with a refusal naming the
 //! leader's QUIC address, which the agent follows.
@@ -32,37 +33,54 @@ use crate::{
 /// Who leads, as the election last said.
 pub type LeaderWatch = watch::Receiver<Option<Leader>>;
 
-/// The standby's HTTP API.
-pub fn router(leader: LeaderWatch) -> Router {
+/// What the standby's HTTP handlers read: who leads, and this aggregator's own address.
+#[derive(Debug, Clone)]
+struct Standby {
+    leader: LeaderWatch,
+    own: String,
+}
+
+/// The standby's HTTP API on `own`.
+pub fn router(leader: LeaderWatch, own: std::net::SocketAddr) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/v2/leader", get(marathon_leader))
         .fallback(redirect)
-        .with_state(leader)
+        .with_state(Standby {
+            leader,
+            own: own.to_string(),
+        })
 }
 
-fn no_leader() -> Response {
-    let body = json!({"message": "no aggregator leads yet (an election is under way); retry"});
-    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+fn unavailable(message: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "message": message })),
+    )
+        .into_response()
 }
 
-async fn redirect(State(leader): State<LeaderWatch>, uri: Uri) -> Response {
-    let Some(http) = leader.borrow().as_ref().and_then(Leader::http) else {
-        return no_leader();
+async fn redirect(State(standby): State<Standby>, uri: Uri) -> Response {
+    let Some(http) = standby.leader.borrow().as_ref().and_then(Leader::http) else {
+        return unavailable("no aggregator leads yet (an election is under way); retry");
     };
+    // Elected, still reading the state: a redirect would point back here.
+    if http == standby.own {
+        return unavailable("this aggregator is taking over as the leader; retry");
+    }
     let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let location = format!("http://{http}{path}");
     debug!(location, "redirected to the leader");
     (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, location)]).into_response()
 }
 
-async fn health(State(leader): State<LeaderWatch>) -> Response {
-    let leader = leader.borrow().as_ref().and_then(Leader::http);
+async fn health(State(standby): State<Standby>) -> Response {
+    let leader = standby.leader.borrow().as_ref().and_then(Leader::http);
     Json(json!({"healthy": true, "leading": false, "leader": leader})).into_response()
 }
 
-async fn marathon_leader(State(leader): State<LeaderWatch>) -> Response {
-    match leader.borrow().as_ref().and_then(Leader::named) {
+async fn marathon_leader(State(standby): State<Standby>) -> Response {
+    match standby.leader.borrow().as_ref().and_then(Leader::named) {
         Some(http) => Json(json!({"leader": http})).into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -75,7 +93,7 @@ async fn marathon_leader(State(leader): State<LeaderWatch>) -> Response {
 /// What the standby's QUIC side needs.
 #[derive(Debug)]
 pub struct QuicStandby {
-    pub pki: Pki,
+    pub pki: Arc<Pki>,
     pub data_dir: PathBuf,
     pub limits: proto::Limits,
     pub metrics: Metrics,
