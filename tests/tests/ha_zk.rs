@@ -2,7 +2,8 @@
 //! pymesos finds the leader through ZooKeeper (`zk://`), standbys redirect API calls and
 //! refer agents to the leader, losing one ZooKeeper node changes nothing, losing quorum
 //! stops changes with `503` until quorum returns, and when the leader is killed while the
-//! framework runs tasks a standby leads within 10 s and every task is accounted for.
+//! framework runs tasks a standby leads within 10 s and every task is accounted for. Bad
+//! `--zk` input and an unreachable ZooKeeper get clear answers.
 
 use std::time::{Duration, Instant};
 
@@ -293,5 +294,50 @@ fn three_aggregators_fail_over_on_a_zookeeper_ensemble() {
     assert!(took < TAKEOVER, "{took:?}");
     drop(framework);
     drop(agents);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bad `--zk` input is refused before anything starts, and an aggregator whose ZooKeeper
+/// does not answer says so: its HTTP API answers `503` with the reason, not a refused
+/// connection, and it keeps trying.
+#[test]
+fn bad_or_unreachable_zookeeper_gets_a_clear_answer() {
+    let dir = std::env::temp_dir().join(unique("strata-ha-bad"));
+    let binary = tests::binary("STRATA_AGGREGATOR_BIN", "strata-aggregator");
+    let run = |zk: &str| {
+        std::process::Command::new(&binary)
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--zk", zk])
+            .output()
+            .expect("running strata-aggregator")
+    };
+    let malformed = run("zk://no-port/strata");
+    assert_eq!(malformed.status.code(), Some(64), "{malformed:?}");
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("HOST:PORT"));
+    let root = run("zk://127.0.0.1:2181/");
+    assert_eq!(root.status.code(), Some(1), "{root:?}");
+    assert!(String::from_utf8_lossy(&root.stderr).contains("--zk needs a path of its own"));
+
+    // Nothing listens on this port: ZooKeeper is down.
+    let dead = tests::cluster::free_addr("127.0.0.1", false);
+    let url = format!("zk://{dead}/strata");
+    let aggregator = Aggregator::start(&dir.join("aggregator"), "127.0.0.1", &["--zk", &url]);
+    let mut response = no_redirects()
+        .post(&format!("http://{}/v2/apps", aggregator.http))
+        .send_json(json!({"id": "/web", "cmd": "sleep 1"}))
+        .expect("the aggregator answers");
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.body_mut().read_json().expect("a JSON reason");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no aggregator leads yet")),
+        "{body}"
+    );
+    aggregator
+        .logs
+        .wait_for(&["ZooKeeper unreachable; retrying"], PATIENCE);
+    drop(aggregator);
     let _ = std::fs::remove_dir_all(&dir);
 }
