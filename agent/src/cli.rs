@@ -50,7 +50,9 @@ pub enum Command {
 pub struct RunArgs {
     /// The aggregator's QUIC address, HOST:PORT; for a highly available set, every
     /// aggregator's, comma-separated (the agent joins through the first that accepts its
-    /// token and follows the leader the others name).
+    /// token and follows the leader the others name); or zk://HOST:PORT[,HOST:PORT...]/PATH
+    /// to find the leader through the set's ZooKeeper, as Mesos agents do (looked up again
+    /// at every reconnect, following a migration to another ZooKeeper cluster).
     #[arg(long, env = "STRATA_AGGREGATOR")]
     pub aggregator: String,
     /// Join token from `strata-aggregator token create`; needed only on the first start.

@@ -143,6 +143,7 @@ async fn handle(connection: Connection, shared: &Shared) {
             let generation = shared.topology().connected(&agent_id);
             shared.metrics.agents_connected.inc();
             let reason = reports(&connection, shared, &agent_id, generation).await;
+            shared.links.down(&agent_id, &connection);
             shared
                 .master
                 .lock()
@@ -276,8 +277,10 @@ async fn reports(
             Ok(Control::Hello {
                 agent_id: claimed,
                 version,
+                discovery,
             }) if claimed == agent_id => {
-                debug!(agent_id, version, "hello");
+                debug!(agent_id, version, ?discovery, "hello");
+                shared.links.up(agent_id, discovery, connection);
             }
             Ok(Control::Hello {
                 agent_id: claimed, ..

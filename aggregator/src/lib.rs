@@ -11,12 +11,15 @@
 //! - [`http`]: the REST and WebSocket API.
 //! - [`zk`]: ZooKeeper addresses, subtrees, and the sync engine between two clusters.
 //! - [`ha`]: several aggregators on one ZooKeeper ensemble: election, standbys, fencing.
-//! - [`state`], [`metrics`]: what the tasks share.
+//! - [`migration`]: moving a set of aggregators, its agents and frameworks from one
+//!   ZooKeeper cluster to another, in six phases that can each be rolled back.
+//! - [`state`], [`metrics`], [`links`]: what the tasks share; the agents connected now.
 
 pub mod apps;
 pub mod ha;
 pub mod http;
 pub mod ingest;
+pub mod links;
 pub mod master;
 pub mod metrics;
 pub mod pki;

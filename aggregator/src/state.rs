@@ -41,6 +41,8 @@ pub struct Shared {
     pub data_dir: PathBuf,
     pub limits: proto::Limits,
     pub master: Arc<crate::master::Master>,
+    /// The agents connected now, and how they found this aggregator.
+    pub links: crate::links::Links,
     /// Encoded unfiltered views, for the views they were encoded from.
     rendered: Mutex<(Arc<Views>, HashMap<String, axum::body::Bytes>)>,
     /// When each view was last asked for: those are built (the process views are skipped
@@ -65,6 +67,7 @@ impl Shared {
             data_dir,
             limits,
             master,
+            links: crate::links::Links::default(),
             rendered: Mutex::new((Arc::default(), HashMap::new())),
             wanted: Mutex::default(),
             watchers: Mutex::default(),

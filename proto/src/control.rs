@@ -11,8 +11,13 @@ use crate::{
 /// One message on a control stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
-    /// First message of an agent on its control stream.
-    Hello { agent_id: String, version: String },
+    /// First message of an agent on its control stream; `discovery` is the `zk://` address
+    /// it found the aggregator through, if it did so through ZooKeeper.
+    Hello {
+        agent_id: String,
+        version: String,
+        discovery: Option<String>,
+    },
     /// Reports up to `sequence` are applied.
     Ack { sequence: u64 },
     /// The aggregator needs a full report next.
@@ -40,10 +45,15 @@ impl Control {
     pub fn encode(&self) -> Vec<u8> {
         let mut fbb = FlatBufferBuilder::new();
         let (body_type, body) = match self {
-            Self::Hello { agent_id, version } => {
+            Self::Hello {
+                agent_id,
+                version,
+                discovery,
+            } => {
                 let args = fb::HelloArgs {
                     agent_id: Some(fbb.create_string(agent_id)),
                     version: Some(fbb.create_string(version)),
+                    discovery: discovery.as_deref().map(|d| fbb.create_string(d)),
                 };
                 (
                     fb::ControlBody::Hello,
@@ -129,6 +139,7 @@ impl Control {
                 Self::Hello {
                     agent_id: text(hello.agent_id(), "hello.agent_id")?,
                     version: text(hello.version(), "hello.version")?,
+                    discovery: hello.discovery().map(str::to_owned),
                 }
             }
             fb::ControlBody::Ack => Self::Ack {

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod frame;
 pub mod model;
 pub mod token;
+pub mod zk_url;
 
 #[rustfmt::skip]
 #[allow(

@@ -151,6 +151,12 @@ fn control_messages_round_trip() {
         Control::Hello {
             agent_id: "a".into(),
             version: "0.1.0".into(),
+            discovery: None,
+        },
+        Control::Hello {
+            agent_id: "b".into(),
+            version: "0.1.0".into(),
+            discovery: Some("zk://z1:2181,z2:2181/strata".into()),
         },
         Control::Ack { sequence: 9 },
         Control::RequestFull,

@@ -90,6 +90,7 @@ impl Rogue {
         let hello = Control::Hello {
             agent_id: hello_as.to_owned(),
             version: "rogue".into(),
+            discovery: None,
         };
         write_frame(&mut control, &hello.encode())
             .await

@@ -50,6 +50,7 @@ pub async fn join(
     let hello = Control::Hello {
         agent_id: identity.agent_id.clone(),
         version: "load".into(),
+        discovery: None,
     };
     write_frame(&mut send, &hello.encode())
         .await

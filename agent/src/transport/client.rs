@@ -85,6 +85,8 @@ pub enum LinkError {
     Io(#[from] std::io::Error),
     #[error("control stream")]
     Frame(#[from] proto::frame::FrameError),
+    #[error("finding the leader")]
+    Discover(#[from] super::discover::DiscoverError),
     #[error("the aggregator refused: {0}")]
     Refused(String),
     #[error("{reason}: the leader is at {leader}")]
@@ -131,8 +133,11 @@ async fn resolve(aggregator: &str) -> Result<SocketAddr, LinkError> {
         })
 }
 
-/// The addresses in `--aggregator`, in order.
+/// The addresses in `--aggregator`, in order (a `zk://` address is one, commas and all).
 pub fn addresses(aggregator: &str) -> Vec<String> {
+    if aggregator.trim_start().starts_with("zk://") {
+        return vec![aggregator.trim().to_owned()];
+    }
     aggregator
         .split(',')
         .map(str::trim)
@@ -260,6 +265,18 @@ async fn session(
     differ: &mut Differ,
     backoff: &mut Backoff,
 ) -> Result<(), LinkError> {
+    let (target, discovery) = match target.strip_prefix("zk://") {
+        Some(_) => {
+            let url = target
+                .parse()
+                .map_err(|e| LinkError::Discover(super::discover::DiscoverError::BadUrl(e)))?;
+            let found = super::discover::leader(&url).await?;
+            debug!(via = %found.via, leader = %found.quic, "found the leader through ZooKeeper");
+            (found.quic, Some(found.via.to_string()))
+        }
+        None => (target.to_owned(), None),
+    };
+    let target = target.as_str();
     let addr = resolve(target).await?;
     let identity = identity(endpoint, config, target, addr).await?;
     let tls = tls::report_config(&identity)?;
@@ -270,6 +287,7 @@ async fn session(
     let hello = Control::Hello {
         agent_id: identity.agent_id.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
+        discovery,
     };
     write_frame(&mut control, &hello.encode()).await?;
     info!(aggregator = %target, agent_id = %identity.agent_id, "connected to the aggregator");
@@ -390,6 +408,12 @@ mod tests {
         assert_eq!(server_name("10.0.0.1:5051"), "10.0.0.1");
         assert_eq!(server_name("[::1]:5051"), "::1");
         assert_eq!(server_name("aggregator.local:5051"), "aggregator.local");
+    }
+
+    #[test]
+    fn a_zk_address_is_one_address_with_its_commas() {
+        assert_eq!(addresses("a:1, b:2,"), ["a:1", "b:2"]);
+        assert_eq!(addresses("zk://z1:2181,z2:2181/s"), ["zk://z1:2181,z2:2181/s"]);
     }
 
     #[test]

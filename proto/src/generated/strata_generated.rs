@@ -2298,6 +2298,7 @@ impl<'a> ::flatbuffers::Follow<'a> for Hello<'a> {
 impl<'a> Hello<'a> {
   pub const VT_AGENT_ID: ::flatbuffers::VOffsetT = 4;
   pub const VT_VERSION: ::flatbuffers::VOffsetT = 6;
+  pub const VT_DISCOVERY: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2309,6 +2310,7 @@ impl<'a> Hello<'a> {
     args: &'args HelloArgs<'args>
   ) -> ::flatbuffers::WIPOffset<Hello<'bldr>> {
     let mut builder = HelloBuilder::new(_fbb);
+    if let Some(x) = args.discovery { builder.add_discovery(x); }
     if let Some(x) = args.version { builder.add_version(x); }
     if let Some(x) = args.agent_id { builder.add_agent_id(x); }
     builder.finish()
@@ -2329,6 +2331,13 @@ impl<'a> Hello<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Hello::VT_VERSION, None)}
   }
+  #[inline]
+  pub fn discovery(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Hello::VT_DISCOVERY, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Hello<'_> {
@@ -2339,6 +2348,7 @@ impl ::flatbuffers::Verifiable for Hello<'_> {
     v.visit_table(pos)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("agent_id", Self::VT_AGENT_ID, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("version", Self::VT_VERSION, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("discovery", Self::VT_DISCOVERY, false)?
      .finish();
     Ok(())
   }
@@ -2346,6 +2356,7 @@ impl ::flatbuffers::Verifiable for Hello<'_> {
 pub struct HelloArgs<'a> {
     pub agent_id: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub version: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub discovery: Option<::flatbuffers::WIPOffset<&'a str>>,
 }
 impl<'a> Default for HelloArgs<'a> {
   #[inline]
@@ -2353,6 +2364,7 @@ impl<'a> Default for HelloArgs<'a> {
     HelloArgs {
       agent_id: None,
       version: None,
+      discovery: None,
     }
   }
 }
@@ -2369,6 +2381,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> HelloBuilder<'a, 'b, A> {
   #[inline]
   pub fn add_version(&mut self, version: ::flatbuffers::WIPOffset<&'b  str>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Hello::VT_VERSION, version);
+  }
+  #[inline]
+  pub fn add_discovery(&mut self, discovery: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Hello::VT_DISCOVERY, discovery);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> HelloBuilder<'a, 'b, A> {
@@ -2390,6 +2406,7 @@ impl ::core::fmt::Debug for Hello<'_> {
     let mut ds = f.debug_struct("Hello");
       ds.field("agent_id", &self.agent_id());
       ds.field("version", &self.version());
+      ds.field("discovery", &self.discovery());
       ds.finish()
   }
 }

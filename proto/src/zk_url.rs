@@ -1,0 +1,126 @@
+//! `zk://HOST:PORT[,HOST:PORT...]/PATH` addresses: the servers to connect to and the znode
+//! subtree to work on. Shared: aggregators keep their state and elect under one, agents
+//! find the leader through one.
+
+use std::fmt;
+
+/// A parsed `zk://` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZkUrl {
+    /// `host:port,host:port`, as the client connects.
+    pub servers: String,
+    /// The subtree: `/` or a path without a trailing slash.
+    pub root: String,
+}
+
+/// Why an address is not a `zk://` URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{given}` is not zk://HOST:PORT[,HOST:PORT...][/PATH]: {why}")]
+pub struct BadZkUrl {
+    pub given: String,
+    pub why: &'static str,
+}
+
+impl std::str::FromStr for ZkUrl {
+    type Err = BadZkUrl;
+
+    fn from_str(given: &str) -> Result<Self, Self::Err> {
+        let bad = |why| BadZkUrl {
+            given: given.to_owned(),
+            why,
+        };
+        let rest = given
+            .strip_prefix("zk://")
+            .ok_or_else(|| bad("it must start with zk://"))?;
+        let (servers, path) = match rest.find('/') {
+            Some(cut) => (&rest[..cut], &rest[cut..]),
+            None => (rest, "/"),
+        };
+        if servers.is_empty() {
+            return Err(bad("no server"));
+        }
+        for server in servers.split(',') {
+            let (host, port) = server
+                .rsplit_once(':')
+                .ok_or_else(|| bad("every server needs a port"))?;
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(bad("every server is HOST:PORT"));
+            }
+        }
+        let root = if path == "/" {
+            "/".to_owned()
+        } else {
+            path.trim_end_matches('/').to_owned()
+        };
+        if root.contains("//") {
+            return Err(bad("the path has an empty segment"));
+        }
+        Ok(Self {
+            servers: servers.to_owned(),
+            root,
+        })
+    }
+}
+
+impl fmt::Display for ZkUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "zk://{}{}",
+            self.servers,
+            if self.root == "/" { "" } else { &self.root }
+        )
+    }
+}
+
+impl ZkUrl {
+    /// The absolute path of `relative` (`""` or `/a/b`) under the root.
+    pub fn absolute(&self, relative: &str) -> String {
+        match (self.root.as_str(), relative) {
+            ("/", "") => "/".to_owned(),
+            ("/", rel) => rel.to_owned(),
+            (root, rel) => format!("{root}{rel}"),
+        }
+    }
+
+    /// The path of `absolute` relative to the root, if it is under it.
+    pub fn relative<'a>(&self, absolute: &'a str) -> Option<&'a str> {
+        if self.root == "/" {
+            return Some(if absolute == "/" { "" } else { absolute });
+        }
+        let rest = absolute.strip_prefix(self.root.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_and_paths_map() {
+        let url: ZkUrl = "zk://a:2181,b:2182/mesos/".parse().expect("valid");
+        assert_eq!(
+            (url.servers.as_str(), url.root.as_str()),
+            ("a:2181,b:2182", "/mesos")
+        );
+        assert_eq!(url.absolute("/x"), "/mesos/x");
+        assert_eq!(url.relative("/mesos/x"), Some("/x"));
+        assert_eq!(url.relative("/mesosphere"), None);
+        let root: ZkUrl = "zk://a:1".parse().expect("valid");
+        assert_eq!(
+            (root.absolute(""), root.absolute("/q")),
+            ("/".into(), "/q".into())
+        );
+        for bad in [
+            "http://a:1/x",
+            "zk:///x",
+            "zk://a/x",
+            "zk://a:b/x",
+            "zk://a:1//x",
+        ] {
+            assert!(bad.parse::<ZkUrl>().is_err(), "{bad}");
+        }
+        assert_eq!(url.to_string(), "zk://a:2181,b:2182/mesos");
+    }
+}
