@@ -111,6 +111,11 @@ pub fn concurrent(change: &Change<'_>) -> bool {
 /// Decides one change.
 pub fn decide(change: &Change<'_>, policy: Policy, both_ways: bool) -> Action {
     let (a, b) = (change.a, change.b);
+    // Ephemeral nodes belong to one cluster's sessions (a contender's election znode): they
+    // are never copied, and never make the other side's node go.
+    if [a, b].into_iter().flatten().any(|n| n.ephemeral) {
+        return Action::Nothing;
+    }
     match (a, b) {
         (None, None) => return Action::Nothing,
         (Some(x), Some(y)) if x.same_content(y) => return Action::Nothing,
@@ -230,5 +235,16 @@ mod tests {
             decide(&c, Policy::Manual, false),
             Action::Copy { to: Side::B }
         );
+    }
+
+    #[test]
+    fn ephemeral_nodes_stay_on_their_side() {
+        let mut contender = at("leader", 20, 200);
+        contender.ephemeral = true;
+        for (a, b) in [(Some(&contender), None), (None, Some(&contender))] {
+            let c = change(Side::A, a, b, None);
+            assert_eq!(decide(&c, Policy::LastWriterWins, true), Action::Nothing);
+            assert_eq!(decide(&c, Policy::SourceWins, false), Action::Nothing);
+        }
     }
 }

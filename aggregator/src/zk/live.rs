@@ -52,6 +52,19 @@ pub struct SyncConfig {
     pub b: ZkUrl,
     pub both_ways: bool,
     pub policy: Policy,
+    /// Subtrees (relative paths, as `/migration`) that are never synced.
+    pub skip: Vec<String>,
+}
+
+impl SyncConfig {
+    /// Whether `relative` is in a subtree that is never synced.
+    pub fn skipped(&self, relative: &str) -> bool {
+        self.skip.iter().any(|s| {
+            relative
+                .strip_prefix(s.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
 }
 
 /// A conflict held for an operator (policy `manual`).
@@ -142,6 +155,9 @@ impl Engine {
         let now = now_ms() as i64;
         let in_step = lock(&self.in_step).clone();
         for (path, _) in tree_a.differences(&tree_b) {
+            if self.config.skipped(&path) {
+                continue;
+            }
             let (na, nb) = (tree_a.nodes.get(&path), tree_b.nodes.get(&path));
             let step = in_step.get(&path).copied();
             let change = Change {
@@ -188,6 +204,34 @@ impl Engine {
             futures_util::try_join!(read_tree(&a, &self.config.a), read_tree(&b, &self.config.b))?;
         self.note_in_step(&after_a, &after_b);
         Ok(report)
+    }
+
+    /// The paths whose nodes differ between the two sides now (ephemeral nodes and skipped
+    /// subtrees aside).
+    pub async fn differences(&self) -> Result<Vec<String>, ZkError> {
+        let (a, b) = (self.client(Side::A), self.client(Side::B));
+        let (tree_a, tree_b) =
+            futures_util::try_join!(read_tree(&a, &self.config.a), read_tree(&b, &self.config.b))?;
+        Ok(tree_a
+            .differences(&tree_b)
+            .into_iter()
+            .map(|(path, _)| path)
+            .filter(|path| !self.config.skipped(path))
+            .collect())
+    }
+
+    /// Resyncs until both sides are alike (for a hand-over, once writers have stopped), for
+    /// at most `patience`; the paths still different then.
+    pub async fn settle(&self, patience: Duration) -> Result<Vec<String>, ZkError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            self.resync().await?;
+            let left = self.differences().await?;
+            if left.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(left);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     fn note_in_step(&self, a: &Tree, b: &Tree) {
@@ -240,6 +284,9 @@ impl Engine {
         let mut last: BTreeMap<String, Side> = BTreeMap::new();
         let mut order = Vec::new();
         for (side, path) in changes {
+            if self.config.skipped(&path) {
+                continue;
+            }
             if last.insert(path.clone(), side).is_none() {
                 order.push(path);
             }
@@ -368,13 +415,15 @@ impl Engine {
         } else {
             &[Side::A]
         };
+        // The watches and the timer end with this future (a stopped sync stops them too).
+        let mut tasks = tokio::task::JoinSet::new();
         for side in sides {
-            tokio::spawn(self.clone().watch(*side, tx.clone()));
+            tasks.spawn(self.clone().watch(*side, tx.clone()));
         }
         // Each watch asks for a resync once it is placed, so nothing falls between the two.
         // Anti-entropy: a full comparison now and then, whatever the watches said.
         let periodic = tx.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut every = tokio::time::interval(ANTI_ENTROPY);
             every.tick().await;
             loop {

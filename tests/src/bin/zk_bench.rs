@@ -160,6 +160,7 @@ async fn lag(a: &ZkServer, b: &ZkServer, rate: u64, seconds: u64) -> (f64, f64, 
         b: url(b, root),
         both_ways: false,
         policy: Policy::SourceWins,
+        skip: Vec::new(),
     };
     let engine = Engine::connect(config).await.expect("engine");
     tokio::spawn(engine.clone().run());

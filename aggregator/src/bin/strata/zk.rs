@@ -86,6 +86,7 @@ pub fn run(command: ZkCommand) -> Result<(), Failure> {
                         b,
                         both_ways,
                         policy,
+                        skip: Vec::new(),
                     },
                     listen,
                 )

@@ -164,6 +164,8 @@ enum Op {
     Put(Table, String, Vec<u8>),
     Delete(Table, String),
     Flush(mpsc::SyncSender<()>),
+    /// Commit what came before, then write nothing more (a hand-over to another leader).
+    Seal(mpsc::SyncSender<()>),
 }
 
 /// What the writer tells the rest of the aggregator.
@@ -175,6 +177,8 @@ struct Health {
     failing: AtomicBool,
     /// The backend is reachable, as far as its connection knows.
     reachable: AtomicBool,
+    /// The store was sealed for a hand-over: it writes nothing more.
+    sealed: AtomicBool,
     /// Why the store was fenced, once it is.
     fenced: tokio::sync::watch::Sender<Option<String>>,
 }
@@ -196,6 +200,7 @@ impl Store {
             pending: AtomicUsize::new(0),
             failing: AtomicBool::new(false),
             reachable: AtomicBool::new(true),
+            sealed: AtomicBool::new(false),
             fenced: tokio::sync::watch::channel(None).0,
         });
         let shared = health.clone();
@@ -230,10 +235,19 @@ impl Store {
         self.ops.send(Op::Flush(done)).is_ok() && wait.recv_timeout(FLUSH_PATIENCE).is_ok()
     }
 
+    /// Commits everything queued so far, then stops writing for good: the state is handed
+    /// over to a leader elsewhere (a migration between ZooKeeper clusters). Whether all of it
+    /// landed (at most [`FLUSH_PATIENCE`]); later writes are dropped with the process.
+    pub fn seal(&self) -> bool {
+        let (done, wait) = mpsc::sync_channel(1);
+        self.ops.send(Op::Seal(done)).is_ok() && wait.recv_timeout(FLUSH_PATIENCE).is_ok()
+    }
+
     /// Whether writes land now: the backend is reachable, the last commit landed (none are
-    /// held for a retry) and the store is not fenced.
+    /// held for a retry) and the store is neither fenced nor sealed.
     pub fn healthy(&self) -> bool {
-        self.health.reachable.load(Ordering::Relaxed)
+        !self.health.sealed.load(Ordering::Relaxed)
+            && self.health.reachable.load(Ordering::Relaxed)
             && !self.health.failing.load(Ordering::Relaxed)
             && self.health.fenced.borrow().is_none()
     }
@@ -262,29 +276,43 @@ impl Store {
     }
 }
 
-/// Takes queued operations into `pending` (each key once) and `flushes`.
+/// Takes queued operations into `pending` (each key once) and `flushes`, up to a seal;
+/// the seal's answer, if one came.
 fn gather(
     first: Op,
     ops: &Receiver<Op>,
     pending: &mut Writes,
     flushes: &mut Vec<mpsc::SyncSender<()>>,
-) {
+) -> Option<mpsc::SyncSender<()>> {
     let mut take = |op: Op| match op {
         Op::Put(table, key, value) => {
             pending.insert((table, key), Some(value));
+            None
         }
         Op::Delete(table, key) => {
             pending.insert((table, key), None);
+            None
         }
-        Op::Flush(done) => flushes.push(done),
+        Op::Flush(done) => {
+            flushes.push(done);
+            None
+        }
+        Op::Seal(done) => Some(done),
     };
-    take(first);
+    if let Some(seal) = take(first) {
+        return Some(seal);
+    }
     for _ in 1..MAX_BATCH {
         match ops.try_recv() {
-            Ok(op) => take(op),
+            Ok(op) => {
+                if let Some(seal) = take(op) {
+                    return Some(seal);
+                }
+            }
             Err(_) => break,
         }
     }
+    None
 }
 
 fn writer(mut backend: impl Backend, ops: &Receiver<Op>, health: &Health) {
@@ -292,6 +320,7 @@ fn writer(mut backend: impl Backend, ops: &Receiver<Op>, health: &Health) {
     let mut flushes = Vec::new();
     let mut retry = RETRY_MIN;
     let mut failing_since: Option<std::time::Instant> = None;
+    let mut seal = None;
     loop {
         let next = if failing_since.is_some() {
             match ops.recv_timeout(retry) {
@@ -305,8 +334,10 @@ fn writer(mut backend: impl Backend, ops: &Receiver<Op>, health: &Health) {
                 Err(_) => return,
             }
         };
-        if let Some(first) = next {
-            gather(first, ops, &mut pending, &mut flushes);
+        if let Some(first) = next
+            && seal.is_none()
+        {
+            seal = gather(first, ops, &mut pending, &mut flushes);
         }
         match backend.commit(&mut pending) {
             Ok(()) => {
@@ -317,6 +348,12 @@ fn writer(mut backend: impl Backend, ops: &Receiver<Op>, health: &Health) {
                 health.failing.store(false, Ordering::Relaxed);
                 for done in flushes.drain(..) {
                     let _ = done.send(());
+                }
+                if let Some(done) = seal.take() {
+                    health.sealed.store(true, Ordering::Relaxed);
+                    info!("the master's state store is sealed for a hand-over");
+                    let _ = done.send(());
+                    return;
                 }
             }
             Err(CommitError::Retry(why)) => {

@@ -139,4 +139,29 @@ mod tests {
         assert_eq!(recovered.tasks, ["task two", "task three again"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_sealed_store_keeps_what_came_before_and_writes_nothing_after() {
+        let dir = std::env::temp_dir().join(format!(
+            "strata-seal-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("master.redb");
+        {
+            let (backend, _) = RedbBackend::open(&path).expect("opens");
+            let store = Store::start(backend, "redb").expect("starts");
+            store.put(Table::Tasks, "before", &"kept".to_owned());
+            assert!(store.seal());
+            assert!(!store.healthy(), "a sealed store takes no more changes");
+            store.put(Table::Tasks, "after", &"dropped".to_owned());
+            assert!(!store.flush(), "nothing is committed after the seal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let (_, state) = RedbBackend::open(&path).expect("reopens");
+        let recovered = state.decode::<String, String, String>().expect("decodes");
+        assert_eq!(recovered.tasks, ["kept"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
