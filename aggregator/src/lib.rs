@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod links;
 pub mod master;
 pub mod metrics;
+pub mod migration;
 pub mod pki;
 pub mod services;
 pub mod state;

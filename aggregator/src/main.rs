@@ -7,6 +7,7 @@ use aggregator::{
     ha::{self, HaConfig, standby::QuicStandby},
     http, ingest,
     master::{self, Master, MasterAddress, MasterConfig, store},
+    migration::{self, controller::Migration},
     pki::Pki,
     state::{self, Shared},
     tokens,
@@ -15,7 +16,7 @@ use aggregator::{
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use proto::token::JoinToken;
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// strata's aggregator: merges what every agent sees into one live topology and serves it.
@@ -196,6 +197,25 @@ async fn take_over(
     Ok(master)
 }
 
+/// Connects to the set's ZooKeeper: where `--zk` says, or where a migration moved the set's
+/// masters since (its record says so on the cluster `--zk` names).
+async fn join_the_set(mut ha: HaConfig) -> (HaConfig, zookeeper_client::Client) {
+    let client = ha.connect().await;
+    match migration::controller::masters_at(&client, &ha.url).await {
+        Ok(at) if at != ha.url => {
+            info!(given = %ha.url, at = %at, "a migration moved the set; joining it there");
+            ha.url = at;
+            let client = ha.connect().await;
+            (ha, client)
+        }
+        Ok(_) => (ha, client),
+        Err(error) => {
+            warn!(%error, "the migration record is unreadable; staying where --zk says");
+            (ha, client)
+        }
+    }
+}
+
 /// Marks the store unreachable while the ZooKeeper session is disconnected.
 fn watch_session(client: &zookeeper_client::Client, store: store::Store) {
     let mut states = client.state_watcher();
@@ -246,7 +266,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
     };
     let ha = match ha {
         Some(ha) => {
-            let client = ha.connect().await;
+            let (ha, client) = join_the_set(ha).await;
             ha::shared_ca::agree(&client, &ha.state_path(), data_dir)
                 .await
                 .context("agreeing on the set's CA")?;
@@ -273,6 +293,13 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
     let endpoint = ingest::endpoint(&pki, args.quic).context("starting QUIC ingest")?;
     let (master, mut leadership) = match &ha {
         Some((ha, client)) => {
+            // A standby follows the set when a migration moves its masters elsewhere.
+            let follow = tokio::spawn(migration::follow(client.clone(), ha.url.clone()));
+            let moved = tokio::spawn(async move {
+                if let Ok(to) = follow.await {
+                    ha::restart(&format!("the set's masters moved to {to}"));
+                }
+            });
             let candidate =
                 master::master_info(&format!("{:016x}", rand::random::<u64>()), &address);
             let leadership = ha::lead::campaign(
@@ -292,6 +319,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
             .await?;
             let taken = take_over(ha, &leadership, master_config, &address, data_dir).await;
             let master = taken.unwrap_or_else(|err| ha::restart(&format!("{err:#}")));
+            moved.abort();
             // The standby's API gives way only now, just before the leader's binds.
             let _ = leading.send(());
             if let Some(standby_http) = standby_http {
@@ -306,6 +334,22 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
         }
     };
     let shared = Shared::new(pki, data_dir.to_owned(), limits, master.clone());
+    let migration = match (&ha, &leadership) {
+        (Some((ha, _)), Some(leadership)) => {
+            let info = master.lock().master_info.clone();
+            Some(
+                Migration::resume(
+                    ha.url.clone(),
+                    leadership.client.clone(),
+                    master.clone(),
+                    shared.clone(),
+                    info,
+                )
+                .await,
+            )
+        }
+        _ => None,
+    };
     tokio::spawn(master.clone().run(
         shared.metrics.master_offers.clone(),
         shared.metrics.allocation_seconds.clone(),
@@ -332,6 +376,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
     let app = http::router(shared)
         .merge(master::operator_api::router(master.clone()))
         .merge(apps::api::router(apps))
+        .merge(migration::api::router(migration))
         .layer(axum::middleware::from_fn_with_state(
             master.clone(),
             ha::guard::refuse_changes_while_store_fails,

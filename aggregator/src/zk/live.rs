@@ -125,6 +125,12 @@ impl Engine {
         }
     }
 
+    /// The engine's own ZooKeeper sessions (A's, then B's).
+    pub fn session_ids(&self) -> [i64; 2] {
+        let clients = lock(&self.clients);
+        [clients[0].session_id().0, clients[1].session_id().0]
+    }
+
     /// Conflicts waiting for an operator.
     pub fn held(&self) -> BTreeMap<String, Held> {
         lock(&self.held).clone()

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 /// One ACL entry: permissions bits, scheme and id (`31`, `world`, `anyone`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct AclEntry {
     pub perms: u32,
     pub scheme: String,

@@ -1,12 +1,14 @@
 //! `strata`: the command-line client of a strata cluster. It checks and applies service
 //! files, shows and scales apps, and reads tasks' output, all through the aggregator's HTTP
-//! API; `strata zk` copies, compares and syncs ZooKeeper subtrees.
+//! API; `strata zk` copies, compares and syncs ZooKeeper subtrees, and `strata migrate` moves
+//! a set from one ZooKeeper cluster to another, phase by phase.
 //!
 //! Exit codes: 0 done; 1 refused by the aggregator or not finished in time; 64 bad usage;
 //! 65 an invalid service file; 69 the aggregator cannot be reached.
 
 mod apply;
 mod client;
+mod migrate;
 mod tasks;
 mod wait;
 mod zk;
@@ -90,6 +92,9 @@ enum Command {
     /// ZooKeeper: copy a subtree between clusters, compare two, or keep them in sync.
     #[command(subcommand)]
     Zk(zk::ZkCommand),
+    /// Move the set to another ZooKeeper cluster, phase by phase, each one reversible.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +171,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             },
         ),
         Command::Zk(command) => zk::run(command),
+        Command::Migrate(command) => migrate::run(&client, command),
     }
 }
 
