@@ -113,9 +113,12 @@ def task_info(spec, offer, taken_ports):
 
 
 def main():
-    master = sys.argv[1]
+    master = sys.argv[1]  # HOST:PORT or zk://...; an optional second argument: a framework id
     framework = {"user": "root", "name": "strata-compat", "failover_timeout": 3600,
                  "hostname": "localhost"}
+    if len(sys.argv) > 2:
+        # Fail over to an existing framework (its tasks keep running).
+        framework["id"] = {"value": sys.argv[2]}
     driver = MesosSchedulerDriver(Framework(), framework, master, use_addict=False)
     driver.start()
     for line in sys.stdin:

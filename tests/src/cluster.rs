@@ -396,3 +396,45 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+/// A client that shows redirects instead of following them.
+pub fn no_redirects() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent()
+}
+
+/// The aggregator that says it leads: its `/v2/leader` names its own port (a standby's
+/// names the leader's).
+pub fn leader_of(aggregators: &[Aggregator], alive: &[bool]) -> Option<usize> {
+    (0..aggregators.len()).filter(|&i| alive[i]).find(|&i| {
+        let url = format!("http://{}/v2/leader", aggregators[i].http);
+        let Ok(mut response) = no_redirects().get(&url).call() else {
+            return false;
+        };
+        let named: Value = response.body_mut().read_json().unwrap_or_default();
+        named["leader"]
+            .as_str()
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|p| p.parse::<u16>().ok())
+            == Some(aggregators[i].http.port())
+    })
+}
+
+/// Waits for [`leader_of`] to name one.
+pub fn wait_for_leader(aggregators: &[Aggregator], alive: &[bool], timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(leader) = leader_of(aggregators, alive) {
+            return leader;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no aggregator led within {timeout:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -25,13 +25,23 @@ fn python() -> std::path::PathBuf {
 }
 
 impl PyFramework {
-    /// Starts the framework against the master at `master` (`HOST:PORT`).
+    /// Starts the framework against the master at `master` (`HOST:PORT` or `zk://...`).
     pub fn start(master: &str) -> Self {
+        Self::spawn(master, None)
+    }
+
+    /// Starts the framework as a failover of the framework `id`, whose tasks keep running.
+    pub fn resume(master: &str, id: &str) -> Self {
+        Self::spawn(master, Some(id))
+    }
+
+    fn spawn(master: &str, id: Option<&str>) -> Self {
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/mesos_framework.py");
         let mut child = Command::new(python())
             .arg(script)
             .arg(master)
+            .args(id)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

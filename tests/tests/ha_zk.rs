@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tests::{
-    cluster::{Agent, Aggregator, TaskReaper},
+    cluster::{Agent, Aggregator, TaskReaper, leader_of, no_redirects, wait_for_leader},
     framework::PyFramework,
     privileged, unique,
     zk::Ensemble,
@@ -18,46 +18,6 @@ use tests::{
 const PATIENCE: Duration = Duration::from_secs(60);
 /// The takeover the issue asks for: a standby leads within this after the leader dies.
 const TAKEOVER: Duration = Duration::from_secs(10);
-
-fn no_redirects() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .new_agent()
-}
-
-/// The aggregator that says it leads: its `/v2/leader` names its own port (a standby's
-/// names the leader's).
-fn leader_of(aggregators: &[Aggregator], alive: &[bool]) -> Option<usize> {
-    (0..aggregators.len()).filter(|&i| alive[i]).find(|&i| {
-        let url = format!("http://{}/v2/leader", aggregators[i].http);
-        let Ok(mut response) = no_redirects().get(&url).call() else {
-            return false;
-        };
-        let named: Value = response.body_mut().read_json().unwrap_or_default();
-        named["leader"]
-            .as_str()
-            .and_then(|l| l.rsplit(':').next())
-            .and_then(|p| p.parse::<u16>().ok())
-            == Some(aggregators[i].http.port())
-    })
-}
-
-fn wait_for_leader(aggregators: &[Aggregator], alive: &[bool], timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(leader) = leader_of(aggregators, alive) {
-            return leader;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no aggregator led within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn task_states(tasks: &Value) -> Vec<(String, String)> {
     tasks["get_tasks"]["tasks"]

@@ -34,6 +34,7 @@ pub fn router(migration: Option<Arc<Migration>>) -> Router {
 impl IntoResponse for MigrationError {
     fn into_response(self) -> Response {
         let status = match &self {
+            MigrationError::Rule(super::record::RuleError::NoSuchPhase(_)) => StatusCode::NOT_FOUND,
             MigrationError::Rule(_) | MigrationError::NotOnZooKeeper => StatusCode::CONFLICT,
             MigrationError::BadRequest(_) => StatusCode::BAD_REQUEST,
             MigrationError::Check(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -114,6 +115,9 @@ async fn act(
     let id: u8 = id
         .parse()
         .map_err(|_| MigrationError::BadRequest(format!("`{id}` is not a phase: phases are 1 to 6")))?;
+    if !(1..=PHASES.len()).contains(&usize::from(id)) {
+        return Err(super::record::RuleError::NoSuchPhase(id).into());
+    }
     let (record, restart) = match action.as_str() {
         "start" => {
             let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {

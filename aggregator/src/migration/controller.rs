@@ -31,6 +31,11 @@ use crate::{
     },
 };
 
+/// The ACL permission bits that let a client change a node (write, create, delete).
+const WRITES: u32 = 2 | 4 | 8;
+const READ: u32 = 1;
+const ADMIN: u32 = 16;
+
 /// The record's path under the set's root.
 pub const RECORD: &str = "/migration";
 /// How long a hand-over or a validation waits for both clusters to be alike.
@@ -474,6 +479,25 @@ impl Migration {
             }
             4 => {
                 let links = self.shared.links.discovery();
+                // Every agent the master knows must be back (asked to look again, it
+                // reconnects after a moment).
+                let known: Vec<String> = self
+                    .master
+                    .lock()
+                    .agents()
+                    .map(|a| a.record.id.clone())
+                    .collect();
+                let away: Vec<&String> = known
+                    .iter()
+                    .filter(|id| !links.iter().any(|(l, _)| l == *id))
+                    .collect();
+                if !away.is_empty() {
+                    return Err(MigrationError::Check(format!(
+                        "{} agent(s) not connected again yet: {}",
+                        away.len(),
+                        away.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
                 let through_zk: Vec<_> = links.iter().filter(|(_, d)| d.is_some()).collect();
                 let behind: Vec<_> = through_zk
                     .iter()
@@ -524,7 +548,7 @@ impl Migration {
                     .get_acl(&source.root)
                     .await
                     .map_err(|e| MigrationError::Check(format!("reading {source}'s ACL: {e}")))?;
-                if acl_entries(&acl).iter().any(|e| e.perms != 1) {
+                if acl_entries(&acl).iter().any(|e| e.perms & WRITES != 0) {
                     return Err(MigrationError::Check(format!("{source} is writable")));
                 }
                 Ok(format!("{source} is read-only and the set runs on {target} alone"))
@@ -647,7 +671,13 @@ impl Migration {
             paths.extend(children.into_iter().map(|c| format!("{state}/{c}")));
         }
         let mut saved = Vec::new();
-        let read_only = zk::Acls::anyone_read();
+        // Read-only, keeping ADMIN so that a rollback can give the ACLs back.
+        let fenced = zk_acl(&[crate::zk::tree::AclEntry {
+            perms: READ | ADMIN,
+            scheme: "world".into(),
+            id: "anyone".into(),
+        }]);
+        let read_only = zk::Acls::new(&fenced);
         for path in paths {
             let (acl, _) = match client.get_acl(&path).await {
                 Ok(found) => found,

@@ -24,6 +24,9 @@ pub enum ApiError {
     },
 }
 
+/// Redirects followed at most (a standby names the leader: one is the norm).
+const MAX_REDIRECTS: usize = 5;
+
 /// A client of one aggregator.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -58,6 +61,8 @@ impl Client {
     pub fn new(base: &str) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Redirects are followed here, method and body kept (a standby's 307).
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();
@@ -73,17 +78,31 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let url = format!("{}{path}", self.base);
-        let sent = match (method, body) {
-            ("POST", Some(b)) => self.agent.post(&url).send_json(b),
-            ("PUT", Some(b)) => self.agent.put(&url).send_json(b),
-            ("DELETE", _) => self.agent.delete(&url).call(),
-            _ => self.agent.get(&url).call(),
+        let mut url = format!("{}{path}", self.base);
+        let mut hops = 0;
+        let mut response = loop {
+            let sent = match (method, body) {
+                ("POST", Some(b)) => self.agent.post(&url).send_json(b),
+                ("PUT", Some(b)) => self.agent.put(&url).send_json(b),
+                ("DELETE", _) => self.agent.delete(&url).call(),
+                _ => self.agent.get(&url).call(),
+            };
+            let response = sent.map_err(|source| ApiError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok());
+            match (response.status().as_u16(), location) {
+                (307 | 308, Some(location)) if hops < MAX_REDIRECTS => {
+                    url = location.to_owned();
+                    hops += 1;
+                }
+                _ => break response,
+            }
         };
-        let mut response = sent.map_err(|source| ApiError::Unreachable {
-            url: self.base.clone(),
-            source,
-        })?;
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
