@@ -56,12 +56,21 @@ fn records(server: &str) -> BTreeMap<String, Vec<u8>> {
             .into_iter()
             .filter(|(path, node)| {
                 !node.ephemeral
-                    && ["/state/frameworks/", "/state/tasks/", "/state/apps/", "/state/ca"]
-                        .iter()
-                        .any(|p| path.starts_with(p))
+                    && [
+                        "/state/frameworks/",
+                        "/state/tasks/",
+                        "/state/apps/",
+                        "/state/ca",
+                    ]
+                    .iter()
+                    .any(|p| path.starts_with(p))
             })
             .map(|(path, node)| {
-                let data = if path == "/state/ca" { node.data } else { Vec::new() };
+                let data = if path == "/state/ca" {
+                    node.data
+                } else {
+                    Vec::new()
+                };
                 (path, data)
             })
             .collect()
@@ -110,12 +119,28 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
     let token = aggregators[leader].token();
     let _agents: Vec<Agent> = (1..=2)
         .map(|n| {
-            let resources = format!("cpus:4;mem:4096;disk:1000;ports:[{}-{}]", 31000 + n * 100, 31099 + n * 100);
+            let resources = format!(
+                "cpus:4;mem:4096;disk:1000;ports:[{}-{}]",
+                31000 + n * 100,
+                31099 + n * 100
+            );
             let work = dir.join(format!("work-{n}")).display().to_string();
-            Agent::start_to(None, None, &from, &token, &dir.join(format!("agent-{n}")), &[
-                "--no-ebpf", "--resources", &resources, "--attributes", &format!("node:n{n}"),
-                "--work-dir", &work,
-            ])
+            Agent::start_to(
+                None,
+                None,
+                &from,
+                &token,
+                &dir.join(format!("agent-{n}")),
+                &[
+                    "--no-ebpf",
+                    "--resources",
+                    &resources,
+                    "--attributes",
+                    &format!("node:n{n}"),
+                    "--work-dir",
+                    &work,
+                ],
+            )
         })
         .collect();
     let mut framework = PyFramework::start(&from);
@@ -145,16 +170,28 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
             .send(body)
             .expect("answers");
         let body: Value = response.body_mut().read_json().unwrap_or_default();
-        (response.status().as_u16(), body["message"].as_str().unwrap_or("").to_owned())
+        (
+            response.status().as_u16(),
+            body["message"].as_str().unwrap_or("").to_owned(),
+        )
     };
     assert_eq!(post("/api/v1/migration/phases/2/start", "{}").0, 409);
     assert_eq!(post("/api/v1/migration/phases/1/start", "{}").0, 400);
-    assert_eq!(post("/api/v1/migration/phases/1/start", "{\"target\": 3}").0, 400);
+    assert_eq!(
+        post("/api/v1/migration/phases/1/start", "{\"target\": 3}").0,
+        400
+    );
     assert_eq!(post("/api/v1/migration/phases/9/start", "{}").0, 404);
     assert_eq!(post("/api/v1/migration/phases/x/start", "{}").0, 400);
-    let (code, why) = post("/api/v1/migration/phases/1/start", &json!({"target": from}).to_string());
+    let (code, why) = post(
+        "/api/v1/migration/phases/1/start",
+        &json!({"target": from}).to_string(),
+    );
     assert_eq!(code, 422, "the source is no target: {why}");
-    assert!(why.contains("same cluster") || why.contains("already holds"), "{why}");
+    assert!(
+        why.contains("same cluster") || why.contains("already holds"),
+        "{why}"
+    );
     assert_eq!(status(&aggregators[leader])["active"], false);
 
     let plan = strata_ok(&aggregators[leader], &["migrate", "plan"]);
@@ -171,24 +208,44 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
         // Phase 5 waits for the framework's detector to leave the source: it fails over to
         // the target (same framework id, tasks untouched) once the drain says it is there.
         if phase == 5 {
-            let output = strata(&aggregators[leader], &["migrate", "start", "--phase", "5", "--timeout", "3"]);
-            assert!(!output.status.success(), "the framework still watches the source");
-            assert!(String::from_utf8_lossy(&output.stdout).contains("client session(s) still open"));
+            let output = strata(
+                &aggregators[leader],
+                &["migrate", "start", "--phase", "5", "--timeout", "3"],
+            );
+            assert!(
+                !output.status.success(),
+                "the framework still watches the source"
+            );
+            assert!(
+                String::from_utf8_lossy(&output.stdout).contains("client session(s) still open")
+            );
             drop(framework);
             framework = PyFramework::resume(&to, &framework_id);
             framework.wait("re-subscription through the target", PATIENCE, |f| {
-                f.events().iter().any(|e| e["event"] == "subscribed" || e["event"] == "resubscribed")
+                f.events()
+                    .iter()
+                    .any(|e| e["event"] == "subscribed" || e["event"] == "resubscribed")
             });
-            strata_ok(&aggregators[leader], &["migrate", "validate", "--phase", "5", "--timeout", "90"]);
+            strata_ok(
+                &aggregators[leader],
+                &["migrate", "validate", "--phase", "5", "--timeout", "90"],
+            );
         } else {
             let out = strata_ok(&aggregators[leader], &start);
             assert!(out.contains("validated"), "{out}");
         }
         // Roll it back: the source is as it was, the tasks run on.
         let leader = wait_for_leader(&aggregators, &alive, PATIENCE);
-        strata_ok(&aggregators[leader], &["migrate", "rollback", "--phase", &phase_arg]);
+        strata_ok(
+            &aggregators[leader],
+            &["migrate", "rollback", "--phase", &phase_arg],
+        );
         let leader = wait_for_leader(&aggregators, &alive, PATIENCE);
-        assert_eq!(records(&source.address()), before, "phase {phase}'s rollback changed the source");
+        assert_eq!(
+            records(&source.address()),
+            before,
+            "phase {phase}'s rollback changed the source"
+        );
         aggregators[leader].wait_for_tasks(PATIENCE, |t| all_running(t, &ids));
         eprintln!("phase {phase} rolled back; the source is as it was");
         // And again, for good.
@@ -201,13 +258,30 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
     let done = status(&aggregators[leader]);
     assert_eq!(done["masters_at"], to.as_str(), "{done}");
     assert_eq!(done["fenced"], true, "{done}");
-    assert!(done["agents"].as_array().is_some_and(|a| a.len() == 2
-        && a.iter().all(|l| l["discovery"] == to.as_str())), "{done}");
-    assert!(all_running(&aggregators[leader].operator("GET_TASKS"), &ids));
-    framework.send(json!({"cmd": "reconcile"}));
-    let terminal = ["TASK_LOST", "TASK_FAILED", "TASK_KILLED", "TASK_GONE", "TASK_DROPPED", "TASK_ERROR"];
     assert!(
-        !framework.events().iter().any(|e| terminal.contains(&e["state"].as_str().unwrap_or(""))),
+        done["agents"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|l| l["discovery"] == to.as_str())),
+        "{done}"
+    );
+    assert!(all_running(
+        &aggregators[leader].operator("GET_TASKS"),
+        &ids
+    ));
+    framework.send(json!({"cmd": "reconcile"}));
+    let terminal = [
+        "TASK_LOST",
+        "TASK_FAILED",
+        "TASK_KILLED",
+        "TASK_GONE",
+        "TASK_DROPPED",
+        "TASK_ERROR",
+    ];
+    assert!(
+        !framework
+            .events()
+            .iter()
+            .any(|e| terminal.contains(&e["state"].as_str().unwrap_or(""))),
         "a task was lost: {:?}",
         framework.events()
     );

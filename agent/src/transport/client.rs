@@ -413,7 +413,10 @@ mod tests {
     #[test]
     fn a_zk_address_is_one_address_with_its_commas() {
         assert_eq!(addresses("a:1, b:2,"), ["a:1", "b:2"]);
-        assert_eq!(addresses("zk://z1:2181,z2:2181/s"), ["zk://z1:2181,z2:2181/s"]);
+        assert_eq!(
+            addresses("zk://z1:2181,z2:2181/s"),
+            ["zk://z1:2181,z2:2181/s"]
+        );
     }
 
     #[test]

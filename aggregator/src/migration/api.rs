@@ -112,9 +112,9 @@ async fn act(
     body: Bytes,
 ) -> Result<Response, MigrationError> {
     let migration = controller(&migration)?;
-    let id: u8 = id
-        .parse()
-        .map_err(|_| MigrationError::BadRequest(format!("`{id}` is not a phase: phases are 1 to 6")))?;
+    let id: u8 = id.parse().map_err(|_| {
+        MigrationError::BadRequest(format!("`{id}` is not a phase: phases are 1 to 6"))
+    })?;
     if !(1..=PHASES.len()).contains(&usize::from(id)) {
         return Err(super::record::RuleError::NoSuchPhase(id).into());
     }
@@ -124,7 +124,9 @@ async fn act(
                 StartBody { target: None }
             } else {
                 serde_json::from_slice(&body).map_err(|e| {
-                    MigrationError::BadRequest(format!("the body is not {{\"target\": \"zk://...\"}}: {e}"))
+                    MigrationError::BadRequest(format!(
+                        "the body is not {{\"target\": \"zk://...\"}}: {e}"
+                    ))
                 })?
             };
             let (record, restart) = migration.start(id, body.target.as_deref()).await?;

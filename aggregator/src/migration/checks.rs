@@ -40,7 +40,13 @@ pub async fn verify_target(
     client
         .mkdir(&target.root, &open)
         .await
-        .or_else(|e| if e == zk::Error::NodeExists { Ok(()) } else { Err(e) })
+        .or_else(|e| {
+            if e == zk::Error::NodeExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
         .map_err(|e| format!("cannot create {} on the target: {e}", target.root))?;
     let children = client
         .list_children(&target.root)
@@ -51,7 +57,12 @@ pub async fn verify_target(
         return Err(format!(
             "{target} already holds {} node(s) ({}); the set's path on the target must be empty",
             others.len(),
-            others.iter().take(5).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            others
+                .iter()
+                .take(5)
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let watch = client
@@ -62,7 +73,11 @@ pub async fn verify_target(
             "{target} cannot place a persistent recursive watch ({err}): ZooKeeper 3.6 or later is needed"
         ));
     }
-    let probe = format!("{}/migration-probe-{:016x}", target.root, rand::random::<u64>());
+    let probe = format!(
+        "{}/migration-probe-{:016x}",
+        target.root,
+        rand::random::<u64>()
+    );
     let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
     client
         .create(&probe, b"probe", &ephemeral)
@@ -98,7 +113,9 @@ pub fn parse_cons(answer: &str) -> Vec<Session> {
         .filter_map(|line| {
             let line = line.trim();
             let client = line.strip_prefix('/')?.split('[').next()?.to_owned();
-            let sid = line.split(['(', ',', ')']).find_map(|f| f.strip_prefix("sid="))?;
+            let sid = line
+                .split(['(', ',', ')'])
+                .find_map(|f| f.strip_prefix("sid="))?;
             let id = u64::from_str_radix(sid.trim_start_matches("0x"), 16).ok()? as i64;
             Some(Session { client, id })
         })
@@ -131,7 +148,11 @@ pub async fn foreign_sessions(url: &ZkUrl, ours: &[i64]) -> Result<Vec<Session>,
                 "{server} does not answer `cons` (add it to 4lw.commands.whitelist to let the drain be checked)"
             ));
         }
-        found.extend(parse_cons(&answer).into_iter().filter(|s| !ours.contains(&s.id)));
+        found.extend(
+            parse_cons(&answer)
+                .into_iter()
+                .filter(|s| !ours.contains(&s.id)),
+        );
     }
     Ok(found)
 }
@@ -150,6 +171,8 @@ mod tests {
                 id: 0x1000a3f5c2d0001,
             }]
         );
-        assert!(parse_cons("cons is not executed because it is not in the whitelist.\n").is_empty());
+        assert!(
+            parse_cons("cons is not executed because it is not in the whitelist.\n").is_empty()
+        );
     }
 }

@@ -75,7 +75,9 @@ pub struct Migration {
 
 impl std::fmt::Debug for Migration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Migration").field("home", &self.home).finish()
+        f.debug_struct("Migration")
+            .field("home", &self.home)
+            .finish()
     }
 }
 
@@ -213,7 +215,11 @@ impl Migration {
             info,
         });
         if let Some(record) = record.filter(|r| r.sync) {
-            info!(source = record.source, target = record.target, "resuming the migration's sync");
+            info!(
+                source = record.source,
+                target = record.target,
+                "resuming the migration's sync"
+            );
             if let Err(err) = migration.start_running(&record).await {
                 warn!(error = %err, "the migration's sync could not be resumed");
             }
@@ -246,7 +252,9 @@ impl Migration {
         write_record(&self.home_client, &self.home, &record)
             .await
             .map_err(MigrationError::Unavailable)?;
-        let client = checks::connect(&other).await.map_err(MigrationError::Unavailable)?;
+        let client = checks::connect(&other)
+            .await
+            .map_err(MigrationError::Unavailable)?;
         write_record(&client, &other, &record)
             .await
             .map_err(MigrationError::Unavailable)?;
@@ -344,7 +352,9 @@ impl Migration {
         let mut record = match (id, self.record()) {
             (1, None) => {
                 let target = target.ok_or_else(|| {
-                    MigrationError::BadRequest("phase 1 needs the target: {\"target\": \"zk://HOST:PORT/PATH\"}".into())
+                    MigrationError::BadRequest(
+                        "phase 1 needs the target: {\"target\": \"zk://HOST:PORT/PATH\"}".into(),
+                    )
                 })?;
                 Record::new(&self.home.to_string(), &parse(target)?.to_string())
             }
@@ -418,7 +428,9 @@ impl Migration {
         let target = parse(&record.target)?;
         match id {
             1 => {
-                let client = checks::connect(&target).await.map_err(MigrationError::Check)?;
+                let client = checks::connect(&target)
+                    .await
+                    .map_err(MigrationError::Check)?;
                 client
                     .check_stat(&target.root)
                     .await
@@ -460,7 +472,9 @@ impl Migration {
                         self.home
                     )));
                 }
-                let client = checks::connect(&source).await.map_err(MigrationError::Check)?;
+                let client = checks::connect(&source)
+                    .await
+                    .map_err(MigrationError::Check)?;
                 let contenders = client
                     .list_children(&source.root)
                     .await
@@ -495,7 +509,10 @@ impl Migration {
                     return Err(MigrationError::Check(format!(
                         "{} agent(s) not connected again yet: {}",
                         away.len(),
-                        away.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        away.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
                 let through_zk: Vec<_> = links.iter().filter(|(_, d)| d.is_some()).collect();
@@ -537,13 +554,17 @@ impl Migration {
                         clients.join(", ")
                     )));
                 }
-                Ok(format!("no client but the migration's own is connected to {source}"))
+                Ok(format!(
+                    "no client but the migration's own is connected to {source}"
+                ))
             }
             6 => {
                 if self.engine().is_some() {
                     return Err(MigrationError::Check("the sync still runs".into()));
                 }
-                let client = checks::connect(&source).await.map_err(MigrationError::Check)?;
+                let client = checks::connect(&source)
+                    .await
+                    .map_err(MigrationError::Check)?;
                 let (acl, _) = client
                     .get_acl(&source.root)
                     .await
@@ -551,9 +572,13 @@ impl Migration {
                 if acl_entries(&acl).iter().any(|e| e.perms & WRITES != 0) {
                     return Err(MigrationError::Check(format!("{source} is writable")));
                 }
-                Ok(format!("{source} is read-only and the set runs on {target} alone"))
+                Ok(format!(
+                    "{source} is read-only and the set runs on {target} alone"
+                ))
             }
-            _ => Err(MigrationError::Rule(super::record::RuleError::NoSuchPhase(id))),
+            _ => Err(MigrationError::Rule(super::record::RuleError::NoSuchPhase(
+                id,
+            ))),
         }
     }
 
@@ -566,7 +591,10 @@ impl Migration {
     }
 
     /// Rolls phase `id` back; the source is then as it was before the phase started.
-    pub async fn rollback(&self, id: u8) -> Result<(Option<Record>, Option<String>), MigrationError> {
+    pub async fn rollback(
+        &self,
+        id: u8,
+    ) -> Result<(Option<Record>, Option<String>), MigrationError> {
         let _one = self.op.lock().await;
         let mut record = self.current()?;
         record.check_rollback(id)?;
@@ -575,8 +603,12 @@ impl Migration {
         let mut restart = None;
         let message = match id {
             1 => {
-                let client = checks::connect(&target).await.map_err(MigrationError::Unavailable)?;
-                delete_record(&client, &target).await.map_err(MigrationError::Unavailable)?;
+                let client = checks::connect(&target)
+                    .await
+                    .map_err(MigrationError::Unavailable)?;
+                delete_record(&client, &target)
+                    .await
+                    .map_err(MigrationError::Unavailable)?;
                 let _ = client.delete(&target.root, None).await;
                 delete_record(&self.home_client, &self.home)
                     .await
@@ -614,7 +646,9 @@ impl Migration {
         record.rolled_back(id, message);
         let record = self.save(record).await?;
         if id == 4 {
-            self.shared.links.rediscover("the set's ZooKeeper moved back");
+            self.shared
+                .links
+                .rediscover("the set's ZooKeeper moved back");
         }
         info!(phase = id, "migration phase rolled back");
         Ok((Some(record), restart))
@@ -642,7 +676,9 @@ impl Migration {
 
     /// Deletes everything but the record under `url`'s root; how many nodes went.
     async fn clear(&self, url: &ZkUrl) -> Result<usize, MigrationError> {
-        let client = checks::connect(url).await.map_err(MigrationError::Unavailable)?;
+        let client = checks::connect(url)
+            .await
+            .map_err(MigrationError::Unavailable)?;
         let tree = read_tree(&client, url)
             .await
             .map_err(|e| zk_error("reading the target", e))?;
@@ -661,10 +697,16 @@ impl Migration {
     /// The set's znodes on `source` made read-only (its epoch advanced first, so a leader
     /// that still writes there is fenced); their ACLs as they were.
     async fn fence(&self, source: &ZkUrl) -> Result<Vec<SavedAcl>, MigrationError> {
-        let client = checks::connect(source).await.map_err(MigrationError::Unavailable)?;
+        let client = checks::connect(source)
+            .await
+            .map_err(MigrationError::Unavailable)?;
         let state = source.absolute("/state");
         let _ = client
-            .set_data(&format!("{state}/epoch"), b"fenced by the migration's cut-over", None)
+            .set_data(
+                &format!("{state}/epoch"),
+                b"fenced by the migration's cut-over",
+                None,
+            )
             .await;
         let mut paths = vec![source.root.clone(), state.clone()];
         if let Ok(children) = client.list_children(&state).await {
@@ -697,7 +739,9 @@ impl Migration {
     }
 
     async fn unfence(&self, source: &ZkUrl, saved: &[SavedAcl]) -> Result<(), MigrationError> {
-        let client = checks::connect(source).await.map_err(MigrationError::Unavailable)?;
+        let client = checks::connect(source)
+            .await
+            .map_err(MigrationError::Unavailable)?;
         for entry in saved {
             let acl = zk_acl(&entry.acl);
             client
@@ -710,8 +754,12 @@ impl Migration {
 
     /// Makes `to`'s subtree what `from`'s is (the record aside), for a sync that starts again.
     async fn copy_back(&self, from: &ZkUrl, to: &ZkUrl) -> Result<(), MigrationError> {
-        let from_client = checks::connect(from).await.map_err(MigrationError::Unavailable)?;
-        let to_client = checks::connect(to).await.map_err(MigrationError::Unavailable)?;
+        let from_client = checks::connect(from)
+            .await
+            .map_err(MigrationError::Unavailable)?;
+        let to_client = checks::connect(to)
+            .await
+            .map_err(MigrationError::Unavailable)?;
         let mut want = read_tree(&from_client, from)
             .await
             .map_err(|e| zk_error("reading the target", e))?;

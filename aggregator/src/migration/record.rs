@@ -245,7 +245,10 @@ mod tests {
     #[test]
     fn phases_go_in_order_and_roll_back_from_the_last() {
         let mut record = Record::new("zk://a:1/s", "zk://b:1/s");
-        assert_eq!(record.check_start(2), Err(RuleError::PreviousNotValidated(2, 1)));
+        assert_eq!(
+            record.check_start(2),
+            Err(RuleError::PreviousNotValidated(2, 1))
+        );
         assert_eq!(record.check_start(7), Err(RuleError::NoSuchPhase(7)));
         assert_eq!(record.check_start(0), Err(RuleError::NoSuchPhase(0)));
         assert_eq!(record.check_validate(1), Err(RuleError::NotStarted(1)));
@@ -255,14 +258,24 @@ mod tests {
             record.check_start(1),
             Err(RuleError::AlreadyUnderWay(1, "started"))
         );
-        assert_eq!(record.check_start(2), Err(RuleError::PreviousNotValidated(2, 1)));
+        assert_eq!(
+            record.check_start(2),
+            Err(RuleError::PreviousNotValidated(2, 1))
+        );
         record.validated(1, 11, "ok".into());
         record.started(2, 12, "syncing".into());
-        assert_eq!(record.check_rollback(1), Err(RuleError::LaterUnderWay(1, 2)));
-        record.check_rollback(2).expect("the last phase under way rolls back");
+        assert_eq!(
+            record.check_rollback(1),
+            Err(RuleError::LaterUnderWay(1, 2))
+        );
+        record
+            .check_rollback(2)
+            .expect("the last phase under way rolls back");
         record.rolled_back(2, "stopped".into());
         assert_eq!(record.current().map(|p| p.id), Some(1));
-        record.check_start(2).expect("a rolled-back phase starts again");
+        record
+            .check_start(2)
+            .expect("a rolled-back phase starts again");
         record.check_rollback(1).expect("then the one before it");
     }
 

@@ -73,7 +73,10 @@ pub fn run(client: &Client, command: MigrateCommand) -> Result<(), Failure> {
         MigrateCommand::Status { json } => {
             let status = client.get(STATUS)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).unwrap_or_default()
+                );
             } else {
                 print_status(&status);
             }
@@ -108,7 +111,10 @@ pub fn run(client: &Client, command: MigrateCommand) -> Result<(), Failure> {
         }
         MigrateCommand::Rollback { phase, timeout } => {
             let id = phase.map_or_else(|| current_phase(client), Ok)?;
-            let answer = client.post(&format!("/api/v1/migration/phases/{id}/rollback"), &json!({}))?;
+            let answer = client.post(
+                &format!("/api/v1/migration/phases/{id}/rollback"),
+                &json!({}),
+            )?;
             report(id, "rolled back", &answer);
             await_leader(client, &answer, Duration::from_secs(timeout))
         }
@@ -156,7 +162,10 @@ fn await_leader(client: &Client, answer: &Value, timeout: Duration) -> Result<()
     loop {
         match client.get(STATUS) {
             Ok(status) if status["masters_at"] == answer["migration"]["masters_at"] => {
-                println!("  a leader answers again after {:.1} s", started.elapsed().as_secs_f64());
+                println!(
+                    "  a leader answers again after {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
                 return Ok(());
             }
             Ok(_) | Err(ApiError::Unreachable { .. } | ApiError::Refused { .. }) => {}
@@ -175,7 +184,10 @@ fn validate(client: &Client, id: u8, timeout: Duration) -> Result<(), Failure> {
     let started = Instant::now();
     let mut last = String::new();
     loop {
-        match client.post(&format!("/api/v1/migration/phases/{id}/validate"), &json!({})) {
+        match client.post(
+            &format!("/api/v1/migration/phases/{id}/validate"),
+            &json!({}),
+        ) {
             Ok(answer) => {
                 report(id, "validated", &answer);
                 return Ok(());
@@ -211,9 +223,19 @@ fn print_status(status: &Value) {
         status["source"].as_str().unwrap_or(""),
         status["target"].as_str().unwrap_or(""),
         status["masters_at"].as_str().unwrap_or(""),
-        status["agents_at"].as_str().unwrap_or("(where they were told)"),
-        if status["sync"].is_null() { "stopped" } else { "running" },
-        if status["fenced"] == true { ", source fenced" } else { "" },
+        status["agents_at"]
+            .as_str()
+            .unwrap_or("(where they were told)"),
+        if status["sync"].is_null() {
+            "stopped"
+        } else {
+            "running"
+        },
+        if status["fenced"] == true {
+            ", source fenced"
+        } else {
+            ""
+        },
     );
     for phase in status["phases"].as_array().into_iter().flatten() {
         println!(
