@@ -364,17 +364,36 @@ impl Agent {
     /// 4 cpus, 4 GiB, ports `31n00-31n99`, procfs polling, its own work directory
     /// `dir/work-n` (sandboxes under `sandboxes/<framework>/<task>`).
     pub fn numbered(aggregator: &Aggregator, token: &str, dir: &Path, n: u32) -> Self {
+        Self::numbered_to(
+            &aggregator.quic.to_string(),
+            Some(&format!("node-{n}")),
+            &format!("rack:r{n}"),
+            token,
+            dir,
+            n,
+        )
+    }
+
+    /// As [`Agent::numbered`], reporting to `aggregators` (`--aggregator` as given: several,
+    /// or `zk://...`) with `attributes` and the host's name.
+    pub fn numbered_to(
+        aggregators: &str,
+        hostname: Option<&str>,
+        attributes: &str,
+        token: &str,
+        dir: &Path,
+        n: u32,
+    ) -> Self {
         let resources = format!(
             "cpus:4;mem:4096;disk:1000;ports:[{}-{}]",
             31000 + n * 100,
             31099 + n * 100
         );
-        let attributes = format!("rack:r{n}");
         let work = dir.join(format!("work-{n}"));
-        Self::start(
+        Self::start_to(
             None,
-            Some(&format!("node-{n}")),
-            aggregator.quic,
+            hostname,
+            aggregators,
             token,
             &dir.join(format!("agent-{n}")),
             &[
@@ -382,7 +401,7 @@ impl Agent {
                 "--resources",
                 &resources,
                 "--attributes",
-                &attributes,
+                attributes,
                 "--work-dir",
                 &work.display().to_string(),
             ],
@@ -437,4 +456,21 @@ pub fn wait_for_leader(aggregators: &[Aggregator], alive: &[bool], timeout: Dura
         );
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs the `strata` client against `aggregator`, echoing what it printed.
+pub fn strata(aggregator: &Aggregator, args: &[&str]) -> std::process::Output {
+    let output = Command::new(binary("STRATA_CLI_BIN", "strata"))
+        .arg("--aggregator")
+        .arg(format!("http://{}", aggregator.http))
+        .args(args)
+        .output()
+        .expect("running strata");
+    eprintln!(
+        "$ strata {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }

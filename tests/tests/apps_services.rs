@@ -17,27 +17,11 @@ use std::{
 use serde_json::Value;
 use tests::{
     binary,
-    cluster::{Agent, Aggregator, TaskReaper},
+    cluster::{Agent, Aggregator, TaskReaper, strata},
     privileged, unique,
 };
 
 const PATIENCE: Duration = Duration::from_secs(90);
-
-fn strata(aggregator: &Aggregator, args: &[&str]) -> Output {
-    let output = Command::new(binary("STRATA_CLI_BIN", "strata"))
-        .arg("--aggregator")
-        .arg(format!("http://{}", aggregator.http))
-        .args(args)
-        .output()
-        .expect("running strata");
-    eprintln!(
-        "$ strata {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 fn text(output: &Output) -> String {
     format!(

@@ -127,30 +127,7 @@ fn three_aggregators_fail_over_on_a_zookeeper_ensemble() {
     let addresses: Vec<String> = aggregators.iter().map(|a| a.quic.to_string()).collect();
     let list = addresses.join(",");
     let agents: Vec<Agent> = (1..=2)
-        .map(|n| {
-            let resources = format!(
-                "cpus:4;mem:4096;disk:1000;ports:[{}-{}]",
-                31000 + n * 100,
-                31099 + n * 100
-            );
-            let work = dir.join(format!("work-{n}")).display().to_string();
-            Agent::start_to(
-                None,
-                None,
-                &list,
-                &token,
-                &dir.join(format!("agent-{n}")),
-                &[
-                    "--no-ebpf",
-                    "--resources",
-                    &resources,
-                    "--attributes",
-                    &format!("node:n{n}"),
-                    "--work-dir",
-                    &work,
-                ],
-            )
-        })
+        .map(|n| Agent::numbered_to(&list, None, &format!("node:n{n}"), &token, &dir, n))
         .collect();
 
     // pymesos finds the leader through ZooKeeper.

@@ -3,38 +3,17 @@
 //! the six phases, driven by `strata migrate`. Every phase is first rolled back, which must
 //! leave the source as it was, then run again; the tasks run throughout and none is lost.
 
-use std::{
-    collections::BTreeMap,
-    process::{Command, Output},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use serde_json::{Value, json};
 use tests::{
-    binary,
-    cluster::{Agent, Aggregator, TaskReaper, wait_for_leader},
+    cluster::{Agent, Aggregator, TaskReaper, strata, wait_for_leader},
     framework::PyFramework,
     privileged, unique,
     zk::ZkServer,
 };
 
 const PATIENCE: Duration = Duration::from_secs(90);
-
-fn strata(aggregator: &Aggregator, args: &[&str]) -> Output {
-    let output = Command::new(binary("STRATA_CLI_BIN", "strata"))
-        .arg("--aggregator")
-        .arg(format!("http://{}", aggregator.http))
-        .args(args)
-        .output()
-        .expect("running strata");
-    eprintln!(
-        "$ strata {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 fn strata_ok(aggregator: &Aggregator, args: &[&str]) -> String {
     let output = strata(aggregator, args);
@@ -118,30 +97,7 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
     let leader = wait_for_leader(&aggregators, &alive, PATIENCE);
     let token = aggregators[leader].token();
     let _agents: Vec<Agent> = (1..=2)
-        .map(|n| {
-            let resources = format!(
-                "cpus:4;mem:4096;disk:1000;ports:[{}-{}]",
-                31000 + n * 100,
-                31099 + n * 100
-            );
-            let work = dir.join(format!("work-{n}")).display().to_string();
-            Agent::start_to(
-                None,
-                None,
-                &from,
-                &token,
-                &dir.join(format!("agent-{n}")),
-                &[
-                    "--no-ebpf",
-                    "--resources",
-                    &resources,
-                    "--attributes",
-                    &format!("node:n{n}"),
-                    "--work-dir",
-                    &work,
-                ],
-            )
-        })
+        .map(|n| Agent::numbered_to(&from, None, &format!("node:n{n}"), &token, &dir, n))
         .collect();
     let mut framework = PyFramework::start(&from);
     framework.wait("subscription", PATIENCE, |f| {
