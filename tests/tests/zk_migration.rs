@@ -72,6 +72,42 @@ fn all_running(tasks: &Value, ids: &[String]) -> bool {
         .all(|id| states.contains(&(id.as_str(), "TASK_RUNNING")))
 }
 
+/// Whether a create under the set's path on `server` is refused.
+fn source_refuses_writes(server: &str) -> bool {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let client = zookeeper_client::Client::connect(server)
+            .await
+            .expect("connects");
+        let open = zookeeper_client::CreateMode::Persistent
+            .with_acls(zookeeper_client::Acls::anyone_all());
+        let created = client
+            .create("/strata/after-the-cut-over", b"x", &open)
+            .await;
+        matches!(created, Err(zookeeper_client::Error::NoAuth))
+    })
+}
+
+/// Polls the migration's status on `aggregator` (a standby redirects to the leader; one
+/// taking over answers 503 for a moment) until `accept` holds.
+fn wait_status(aggregator: &Aggregator, accept: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let url = format!("http://{}/api/v1/migration/status", aggregator.http);
+    let mut last = Value::Null;
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut answer) = ureq::get(&url).call()
+            && let Ok(status) = answer.body_mut().read_json::<Value>()
+        {
+            if accept(&status) {
+                return status;
+            }
+            last = status;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{url} did not answer as expected within {PATIENCE:?}: {last}");
+}
+
 fn status(aggregator: &Aggregator) -> Value {
     aggregator.get("/api/v1/migration/status")
 }
@@ -90,7 +126,7 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
         format!("zk://{}/strata", target_server.address()),
     );
     let args = ["--zk", &from, "--zk-session-timeout-secs", "4"];
-    let aggregators: Vec<Aggregator> = (0..2)
+    let mut aggregators: Vec<Aggregator> = (0..2)
         .map(|i| Aggregator::start(&dir.join(format!("aggregator-{i}")), "127.0.0.1", &args))
         .collect();
     let alive = [true, true];
@@ -148,6 +184,12 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
         why.contains("same cluster") || why.contains("already holds"),
         "{why}"
     );
+    let (code, why) = post(
+        "/api/v1/migration/phases/1/start",
+        &json!({"target": "zk://127.0.0.1:1/strata"}).to_string(),
+    );
+    assert_eq!(code, 422, "an unreachable target: {why}");
+    assert!(why.contains("127.0.0.1:1"), "{why}");
     assert_eq!(status(&aggregators[leader])["active"], false);
 
     let plan = strata_ok(&aggregators[leader], &["migrate", "plan"]);
@@ -208,12 +250,26 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
         strata_ok(&aggregators[leader], &start);
         let leader = wait_for_leader(&aggregators, &alive, PATIENCE);
         aggregators[leader].wait_for_tasks(PATIENCE, |t| all_running(t, &ids));
+        // A leader killed mid-migration: its successor (or itself, started again with the
+        // source's address) carries on from the record, with the sync running.
+        if phase == 4 {
+            aggregators[leader].kill_and_restart();
+            let leader = wait_for_leader(&aggregators, &alive, PATIENCE);
+            // It or its successor carries on from the record, with the sync running.
+            wait_status(&aggregators[leader], |s| {
+                s["phases"][3]["state"] == "validated"
+                    && !s["sync"].is_null()
+                    && s["masters_at"] == to.as_str()
+            });
+        }
     }
 
     let leader = wait_for_leader(&aggregators, &alive, PATIENCE);
-    let done = status(&aggregators[leader]);
+    // Agents whose leader was killed come back once their QUIC connection times out.
+    let done = wait_status(&aggregators[leader], |s| {
+        s["fenced"] == true && s["agents"].as_array().is_some_and(|a| a.len() == 2)
+    });
     assert_eq!(done["masters_at"], to.as_str(), "{done}");
-    assert_eq!(done["fenced"], true, "{done}");
     assert!(
         done["agents"]
             .as_array()
@@ -224,6 +280,12 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
         &aggregators[leader].operator("GET_TASKS"),
         &ids
     ));
+    // The source is fenced: nothing writes there any more.
+    assert!(source_refuses_writes(&source.address()));
+    // An aggregator started again with the source's address joins the set on the target.
+    let standby = 1 - leader;
+    aggregators[standby].kill_and_restart();
+    wait_status(&aggregators[standby], |s| s["masters_at"] == to.as_str());
     framework.send(json!({"cmd": "reconcile"}));
     let terminal = [
         "TASK_LOST",
