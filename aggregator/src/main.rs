@@ -198,22 +198,26 @@ async fn take_over(
 }
 
 /// Connects to the set's ZooKeeper: where `--zk` says, or where a migration moved the set's
-/// masters since (its record says so on the cluster `--zk` names).
+/// masters since (its record says so on the cluster `--zk` names). A record that cannot be
+/// read is tried again: electing where the masters no longer are would split the set.
 async fn join_the_set(mut ha: HaConfig) -> (HaConfig, zookeeper_client::Client) {
     let client = ha.connect().await;
-    match migration::controller::masters_at(&client, &ha.url).await {
-        Ok(at) if at != ha.url => {
-            info!(given = %ha.url, at = %at, "a migration moved the set; joining it there");
-            ha.url = at;
-            let client = ha.connect().await;
-            (ha, client)
+    let at = loop {
+        match migration::controller::masters_at(&client, &ha.url).await {
+            Ok(at) => break at,
+            Err(error) => {
+                warn!(%error, "cannot tell where the set's masters are; trying again in 1 s");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
         }
-        Ok(_) => (ha, client),
-        Err(error) => {
-            warn!(%error, "the migration record is unreadable; staying where --zk says");
-            (ha, client)
-        }
+    };
+    if at == ha.url {
+        return (ha, client);
     }
+    info!(given = %ha.url, at = %at, "a migration moved the set; joining it there");
+    ha.url = at;
+    let client = ha.connect().await;
+    (ha, client)
 }
 
 /// Marks the store unreachable while the ZooKeeper session is disconnected.
@@ -317,6 +321,12 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
                 },
             )
             .await?;
+            // Elected where the masters were: make sure they still are, before writing.
+            match migration::controller::masters_at(client, &ha.url).await {
+                Ok(at) if at == ha.url => {}
+                Ok(at) => ha::restart(&format!("the set's masters moved to {at}")),
+                Err(error) => ha::restart(&error),
+            }
             let taken = take_over(ha, &leadership, master_config, &address, data_dir).await;
             let master = taken.unwrap_or_else(|err| ha::restart(&format!("{err:#}")));
             moved.abort();

@@ -10,7 +10,9 @@
 //!   10,000 instances (time and the highest count ever alive) and a rolling upgrade of
 //!   1,000 (time and the fewest running during it);
 //! - `zk-bench`: the ZooKeeper sync engine on two real servers: live sync lag at 1,000
-//!   writes/s, and initial copies of 10,000 and 100,000 znodes beside a kazoo copier.
+//!   writes/s, and initial copies of 10,000 and 100,000 znodes beside a kazoo copier;
+//! - `failover-bench`: a highly available set without its leader: a SIGKILLed leader's
+//!   successor serving, and a migration's planned hand-over to another ZooKeeper cluster.
 
 use std::process::Command;
 
@@ -70,5 +72,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 "1000",
             ]),
     )?;
-    cmd::run(Command::new(bin.join("zk-bench")).args(["--sizes", "10000,100000"]))
+    cmd::run(Command::new(bin.join("zk-bench")).args(["--sizes", "10000,100000"]))?;
+    cmd::run(
+        Command::new(bin.join("failover-bench"))
+            .arg("--aggregator")
+            .arg(bin.join("strata-aggregator")),
+    )
 }

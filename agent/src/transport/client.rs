@@ -159,7 +159,11 @@ pub async fn run(config: LinkConfig, mut states: watch::Receiver<Option<Report>>
     let addresses = addresses(&config.aggregator);
     let mut turn = 0;
     let mut referred: Option<String> = None;
+    // The zk:// address the last leader was found through: a referral from a standby keeps
+    // it, so the aggregator still learns how this agent finds its leader.
+    let mut via: Option<String> = None;
     loop {
+        let referral = referred.is_some();
         let target = referred
             .take()
             .unwrap_or_else(|| addresses[turn % addresses.len()].clone());
@@ -170,6 +174,7 @@ pub async fn run(config: LinkConfig, mut states: watch::Receiver<Option<Report>>
             &mut states,
             &mut differ,
             &mut backoff,
+            (&mut via, referral),
         )
         .await;
         if let Err(LinkError::Referred { leader, reason }) = &ended {
@@ -264,6 +269,7 @@ async fn session(
     states: &mut watch::Receiver<Option<Report>>,
     differ: &mut Differ,
     backoff: &mut Backoff,
+    (via, referral): (&mut Option<String>, bool),
 ) -> Result<(), LinkError> {
     let (target, discovery) = match target.strip_prefix("zk://") {
         Some(_) => {
@@ -272,9 +278,14 @@ async fn session(
                 .map_err(|e| LinkError::Discover(super::discover::DiscoverError::BadUrl(e)))?;
             let found = super::discover::leader(&url).await?;
             debug!(via = %found.via, leader = %found.quic, "found the leader through ZooKeeper");
-            (found.quic, Some(found.via.to_string()))
+            *via = Some(found.via.to_string());
+            (found.quic, via.clone())
         }
-        None => (target.to_owned(), None),
+        None if referral => (target.to_owned(), via.clone()),
+        None => {
+            *via = None;
+            (target.to_owned(), None)
+        }
     };
     let target = target.as_str();
     let addr = resolve(target).await?;

@@ -82,11 +82,15 @@ async fn status(State(migration): State<Shared>) -> Result<Json<Value>, Migratio
     });
     Ok(Json(json!({
         "active": record.is_some(),
+        "home": migration.home().to_string(),
         "source": record.as_ref().map(|r| r.source.clone()),
         "target": record.as_ref().map(|r| r.target.clone()),
         "masters_at": record.as_ref().map(|r| r.masters_at.clone()),
         "agents_at": record.as_ref().and_then(|r| r.agents_at.clone()),
-        "fenced": record.as_ref().is_some_and(|r| r.fenced.is_some()),
+        "fenced": record.as_ref().is_some_and(|r| {
+            r.phases.last().is_some_and(|p| matches!(p.state, PhaseState::Started | PhaseState::Validated))
+        }),
+        "complete": record.as_ref().is_some_and(Record::complete),
         "current_phase": record.as_ref().and_then(|r| r.current().map(|p| p.id)),
         "sync": sync,
         "agents": migration.agents(),

@@ -181,8 +181,10 @@ async fn advertise(url: ZkUrl, info: serde_json::Value, held: Arc<Mutex<Option<A
 }
 
 impl Migration {
-    /// The controller of a new leader at `home`: reads the record (the newer of both
-    /// clusters' copies) and resumes the sync if the record says it runs.
+    /// The controller of a new leader at `home`, with the record as `home` has it. What
+    /// takes longer (the other cluster's copy, which may be newer, and the sync, if the record
+    /// says it runs) carries on in the background, retried until it works, so the new
+    /// leader's API is not held up by the other cluster.
     pub async fn resume(
         home: ZkUrl,
         home_client: zk::Client,
@@ -190,41 +192,56 @@ impl Migration {
         shared: Arc<Shared>,
         info: serde_json::Value,
     ) -> Arc<Self> {
-        let mut record = read_record(&home_client, &home)
+        let record = read_record(&home_client, &home)
             .await
             .unwrap_or_else(|err| {
                 warn!(error = err, "no migration resumed");
                 None
             });
-        if let Some(mine) = &record
-            && let Ok(other) = Self::other_of(&home, mine)
-            && let Ok(client) = checks::connect(&other).await
-            && let Ok(Some(theirs)) = read_record(&client, &other).await
-            && theirs.revision > mine.revision
-        {
-            record = Some(theirs);
-        }
         let migration = Arc::new(Self {
             home,
             home_client,
-            record: Mutex::new(record.clone()),
+            record: Mutex::new(record),
             running: Mutex::default(),
             op: tokio::sync::Mutex::new(()),
             master,
             shared,
             info,
         });
-        if let Some(record) = record.filter(|r| r.sync) {
+        tokio::spawn(migration.clone().carry_on());
+        migration
+    }
+
+    /// Takes the newer copy of the record and keeps trying to start the sync it says runs.
+    async fn carry_on(self: Arc<Self>) {
+        let _one = self.op.lock().await;
+        let Some(mine) = self.record().filter(|r| !r.complete()) else {
+            return;
+        };
+        if let Ok(other) = Self::other_of(&self.home, &mine)
+            && let Ok(client) = checks::connect(&other).await
+            && let Ok(Some(theirs)) = read_record(&client, &other).await
+            && theirs.revision > mine.revision
+        {
+            *lock(&self.record) = Some(theirs);
+        }
+        loop {
+            let Some(record) = self.record().filter(|r| r.sync) else {
+                return;
+            };
             info!(
                 source = record.source,
                 target = record.target,
                 "resuming the migration's sync"
             );
-            if let Err(err) = migration.start_running(&record).await {
-                warn!(error = %err, "the migration's sync could not be resumed");
+            match self.start_running(&record).await {
+                Ok(()) => return,
+                Err(err) => {
+                    warn!(error = %err, "the migration's sync could not be resumed; again in 2 s");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
             }
         }
-        migration
     }
 
     fn other_of(home: &ZkUrl, record: &Record) -> Result<ZkUrl, MigrationError> {
@@ -233,6 +250,11 @@ impl Migration {
         } else {
             parse(&record.source)
         }
+    }
+
+    /// The cluster this leader elects and keeps the state on.
+    pub fn home(&self) -> &ZkUrl {
+        &self.home
     }
 
     /// The record as it is now.
@@ -249,13 +271,15 @@ impl Migration {
     async fn save(&self, mut record: Record) -> Result<Record, MigrationError> {
         record.revision += 1;
         let other = Self::other_of(&self.home, &record)?;
-        write_record(&self.home_client, &self.home, &record)
-            .await
-            .map_err(MigrationError::Unavailable)?;
+        // The other cluster's copy first: the one at home is what this set's standbys follow,
+        // so it changes only once both clusters say the same.
         let client = checks::connect(&other)
             .await
             .map_err(MigrationError::Unavailable)?;
         write_record(&client, &other, &record)
+            .await
+            .map_err(MigrationError::Unavailable)?;
+        write_record(&self.home_client, &self.home, &record)
             .await
             .map_err(MigrationError::Unavailable)?;
         *lock(&self.record) = Some(record.clone());
@@ -275,6 +299,7 @@ impl Migration {
             both_ways: true,
             policy: Policy::LastWriterWins,
             skip: vec![RECORD.to_owned()],
+            a_wins_first_pass: true,
         };
         let engine = Engine::connect(config)
             .await
@@ -301,6 +326,8 @@ impl Migration {
         if let Some(running) = running {
             running.task.abort();
             Self::withdraw(&running).await;
+            // A write the engine had under way lands (or not) before anything follows.
+            let _ = running.task.await;
         }
     }
 
@@ -318,7 +345,12 @@ impl Migration {
     /// Waits until both clusters are alike; an error naming what still differs.
     async fn settle(&self) -> Result<(), MigrationError> {
         let Some(engine) = self.engine() else {
-            return Ok(());
+            return match self.record() {
+                Some(record) if record.sync => Err(MigrationError::Unavailable(
+                    "the sync should run but has not started again yet (see the log)".into(),
+                )),
+                _ => Ok(()),
+            };
         };
         let left = engine
             .settle(SETTLE_PATIENCE)
@@ -358,6 +390,15 @@ impl Migration {
                 })?;
                 Record::new(&self.home.to_string(), &parse(target)?.to_string())
             }
+            // The set's last migration is complete: a new one starts from here.
+            (1, Some(done)) if done.complete() => {
+                let target = target.ok_or_else(|| {
+                    MigrationError::BadRequest(
+                        "phase 1 needs the target: {\"target\": \"zk://HOST:PORT/PATH\"}".into(),
+                    )
+                })?;
+                Record::new(&self.home.to_string(), &parse(target)?.to_string())
+            }
             (_, Some(record)) => record,
             (_, None) => return Err(MigrationError::Rule(super::record::RuleError::NoMigration)),
         };
@@ -386,15 +427,30 @@ impl Migration {
             5 => "waiting for the source's other clients to leave".into(),
             6 => {
                 self.settle().await?;
+                // The source's ACLs are kept in the record before any changes, so a fence
+                // that fails half-way is rolled back to the ACLs it found.
+                if record.fenced.is_none() {
+                    record.fenced = Some(self.source_acls(&source).await?);
+                    record = self.save(record).await?;
+                }
                 self.stop_running().await;
                 record.sync = false;
-                record.fenced = Some(self.fence(&source).await?);
+                self.fence(&source, record.fenced.as_deref().unwrap_or_default())
+                    .await?;
                 format!("the sync stopped and {source} is fenced")
             }
             _ => unreachable!("check_start knows the phases"),
         };
         record.started(id, now_ms(), message);
-        let record = self.save(record).await?;
+        let record = match self.save(record).await {
+            Ok(record) => record,
+            Err(err) => {
+                if restart.is_some() {
+                    Self::start_over_soon(format!("the hand-over's record was not saved: {err}"));
+                }
+                return Err(err);
+            }
+        };
         if id == 4 {
             let asked = self.shared.links.rediscover("the set's ZooKeeper moved");
             info!(asked, "agents asked to find their leader on the target");
@@ -644,7 +700,15 @@ impl Migration {
             _ => unreachable!("check_rollback knows the phases"),
         };
         record.rolled_back(id, message);
-        let record = self.save(record).await?;
+        let record = match self.save(record).await {
+            Ok(record) => record,
+            Err(err) => {
+                if restart.is_some() {
+                    Self::start_over_soon(format!("the hand-over's record was not saved: {err}"));
+                }
+                return Err(err);
+            }
+        };
         if id == 4 {
             self.shared
                 .links
@@ -663,15 +727,34 @@ impl Migration {
             Self::withdraw(running).await;
         }
         *lock(&self.running) = running;
+        // In step before the seal, so that a sync that cannot settle leaves this leader as
+        // it was; in step again after it, with the last writes.
+        self.settle().await?;
         let store = self.master.store().clone();
         let sealed = tokio::task::spawn_blocking(move || store.seal())
             .await
             .unwrap_or(false);
-        if !sealed {
-            warn!("the store did not commit everything before the hand-over");
+        let settled = if sealed {
+            self.settle().await
+        } else {
+            Err(MigrationError::Unavailable(
+                "the store could not commit what it held before the hand-over".into(),
+            ))
+        };
+        if let Err(err) = settled {
+            Self::start_over_soon(format!("a hand-over to {to} failed after the seal: {err}"));
+            return Err(err);
         }
-        self.settle().await?;
         Ok(format!("the set's masters move to {to}"))
+    }
+
+    /// A leader whose store is sealed cannot go on leading: it starts over (as a standby
+    /// where the record says the masters are) once the answer has left.
+    fn start_over_soon(why: String) {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            crate::ha::restart(&why);
+        });
     }
 
     /// Deletes everything but the record under `url`'s root; how many nodes went.
@@ -694,25 +777,40 @@ impl Migration {
         Ok(tree.nodes.len().saturating_sub(2))
     }
 
-    /// The set's znodes on `source` made read-only (its epoch advanced first, so a leader
-    /// that still writes there is fenced); their ACLs as they were.
-    async fn fence(&self, source: &ZkUrl) -> Result<Vec<SavedAcl>, MigrationError> {
+    /// The ACLs of the set's znodes on `source` that the fence changes.
+    async fn source_acls(&self, source: &ZkUrl) -> Result<Vec<SavedAcl>, MigrationError> {
         let client = checks::connect(source)
             .await
             .map_err(MigrationError::Unavailable)?;
         let state = source.absolute("/state");
-        let _ = client
-            .set_data(
-                &format!("{state}/epoch"),
-                b"fenced by the migration's cut-over",
-                None,
-            )
-            .await;
         let mut paths = vec![source.root.clone(), state.clone()];
         if let Ok(children) = client.list_children(&state).await {
             paths.extend(children.into_iter().map(|c| format!("{state}/{c}")));
         }
         let mut saved = Vec::new();
+        for path in paths {
+            match client.get_acl(&path).await {
+                Ok((acl, _)) => saved.push(SavedAcl {
+                    path,
+                    acl: acl_entries(&acl),
+                }),
+                Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(zk_error("reading an ACL", e)),
+            }
+        }
+        Ok(saved)
+    }
+
+    /// The nodes of `saved` on `source` made read-only, its epoch advanced first, so that a
+    /// leader that still writes there is fenced.
+    async fn fence(&self, source: &ZkUrl, saved: &[SavedAcl]) -> Result<(), MigrationError> {
+        let client = checks::connect(source)
+            .await
+            .map_err(MigrationError::Unavailable)?;
+        let epoch = source.absolute("/state/epoch");
+        let _ = client
+            .set_data(&epoch, b"fenced by the migration's cut-over", None)
+            .await;
         // Read-only, keeping ADMIN so that a rollback can give the ACLs back.
         let fenced = zk_acl(&[crate::zk::tree::AclEntry {
             perms: READ | ADMIN,
@@ -720,22 +818,13 @@ impl Migration {
             id: "anyone".into(),
         }]);
         let read_only = zk::Acls::new(&fenced);
-        for path in paths {
-            let (acl, _) = match client.get_acl(&path).await {
-                Ok(found) => found,
-                Err(zk::Error::NoNode) => continue,
-                Err(e) => return Err(zk_error("reading an ACL", e)),
-            };
-            saved.push(SavedAcl {
-                path: path.clone(),
-                acl: acl_entries(&acl),
-            });
-            client
-                .set_acl(&path, &read_only, None)
-                .await
-                .map_err(|e| zk_error("fencing the source", e))?;
+        for entry in saved {
+            match client.set_acl(&entry.path, &read_only, None).await {
+                Ok(_) | Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(zk_error("fencing the source", e)),
+            }
         }
-        Ok(saved)
+        Ok(())
     }
 
     async fn unfence(&self, source: &ZkUrl, saved: &[SavedAcl]) -> Result<(), MigrationError> {

@@ -173,18 +173,24 @@ impl Record {
         Ok(())
     }
 
-    /// Whether phase `id` may be validated now.
+    /// Whether the last phase is validated: the set runs on the target alone.
+    pub fn complete(&self) -> bool {
+        self.phases
+            .last()
+            .is_some_and(|p| p.state == PhaseState::Validated)
+    }
+
+    /// Whether phase `id` may be validated now: it is under way and no later one is (a
+    /// later phase changes what an earlier one checks).
     pub fn check_validate(&self, id: u8) -> Result<(), RuleError> {
-        if under_way(self.phase(id)?.state) {
-            Ok(())
-        } else {
-            Err(RuleError::NotStarted(id))
-        }
+        self.check_rollback(id)
     }
 
     /// Whether phase `id` may be rolled back now: it is under way and no later one is.
     pub fn check_rollback(&self, id: u8) -> Result<(), RuleError> {
-        self.check_validate(id)?;
+        if !under_way(self.phase(id)?.state) {
+            return Err(RuleError::NotStarted(id));
+        }
         match self.phases[usize::from(id)..]
             .iter()
             .find(|p| under_way(p.state))
@@ -268,6 +274,11 @@ mod tests {
             record.check_rollback(1),
             Err(RuleError::LaterUnderWay(1, 2))
         );
+        assert_eq!(
+            record.check_validate(1),
+            Err(RuleError::LaterUnderWay(1, 2))
+        );
+        assert!(!record.complete());
         record
             .check_rollback(2)
             .expect("the last phase under way rolls back");

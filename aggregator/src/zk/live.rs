@@ -54,6 +54,10 @@ pub struct SyncConfig {
     pub policy: Policy,
     /// Subtrees (relative paths, as `/migration`) that are never synced.
     pub skip: Vec<String>,
+    /// The first comparison makes B like A wherever they differ, whatever the policy: A is
+    /// where the writers are, and an engine that starts again knows nothing of what changed
+    /// while it was away (its mtimes come from two clusters' clocks).
+    pub a_wins_first_pass: bool,
 }
 
 impl SyncConfig {
@@ -86,6 +90,8 @@ pub struct Engine {
     clients: Mutex<[zk::Client; 2]>,
     in_step: Mutex<HashMap<String, InStep>>,
     held: Mutex<BTreeMap<String, Held>>,
+    /// A comparison of both trees has completed.
+    passed: std::sync::atomic::AtomicBool,
     pub metrics: SyncMetrics,
 }
 
@@ -110,6 +116,7 @@ impl Engine {
             clients: Mutex::new([a, b]),
             in_step: Mutex::default(),
             held: Mutex::default(),
+            passed: std::sync::atomic::AtomicBool::new(false),
             metrics: SyncMetrics::new(),
         }))
     }
@@ -160,6 +167,8 @@ impl Engine {
         let mut want_b = tree_b.clone();
         let now = now_ms() as i64;
         let in_step = lock(&self.in_step).clone();
+        let a_wins = self.config.a_wins_first_pass
+            && !self.passed.load(std::sync::atomic::Ordering::Relaxed);
         for (path, _) in tree_a.differences(&tree_b) {
             if self.config.skipped(&path) {
                 continue;
@@ -173,7 +182,12 @@ impl Engine {
                 in_step: step,
                 seen_ms: now,
             };
-            match decide(&change, self.config.policy, self.config.both_ways) {
+            let action = if a_wins {
+                Action::Copy { to: Side::B }
+            } else {
+                decide(&change, self.config.policy, self.config.both_ways)
+            };
+            match action {
                 Action::Nothing => {}
                 Action::Hold => self.hold(&path, na, nb),
                 Action::Copy { to } => {
@@ -209,6 +223,8 @@ impl Engine {
         let (after_a, after_b) =
             futures_util::try_join!(read_tree(&a, &self.config.a), read_tree(&b, &self.config.b))?;
         self.note_in_step(&after_a, &after_b);
+        self.passed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(report)
     }
 

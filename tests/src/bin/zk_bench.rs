@@ -161,6 +161,7 @@ async fn lag(a: &ZkServer, b: &ZkServer, rate: u64, seconds: u64) -> (f64, f64, 
         both_ways: false,
         policy: Policy::SourceWins,
         skip: Vec::new(),
+        a_wins_first_pass: false,
     };
     let engine = Engine::connect(config).await.expect("engine");
     tokio::spawn(engine.clone().run());

@@ -88,7 +88,7 @@ impl Client {
                 _ => self.agent.get(&url).call(),
             };
             let response = sent.map_err(|source| ApiError::Unreachable {
-                url: self.base.clone(),
+                url: url.clone(),
                 source,
             })?;
             let location = response

@@ -91,7 +91,17 @@ pub fn run(client: &Client, command: MigrateCommand) -> Result<(), Failure> {
             let timeout = Duration::from_secs(timeout);
             let first = match phase {
                 Some(id) => id,
-                None => next_phase(&client.get(STATUS)?),
+                None => {
+                    let status = client.get(STATUS)?;
+                    if status["complete"] == true && target.is_none() {
+                        println!(
+                            "the migration is complete: the set runs on {} (give --target to start another)",
+                            status["masters_at"].as_str().unwrap_or("")
+                        );
+                        return Ok(());
+                    }
+                    next_phase(&status)
+                }
             };
             for id in first..=through.unwrap_or(first).max(first) {
                 let body = match (&target, id) {
@@ -129,8 +139,12 @@ fn current_phase(client: &Client) -> Result<u8, Failure> {
         .ok_or_else(|| Failure::Input("no phase is under way".into()))
 }
 
-/// The phase after the last validated one (1 when none is).
+/// The phase after the last validated one (1 when none is, or the last migration is
+/// complete).
 fn next_phase(status: &Value) -> u8 {
+    if status["complete"] == true {
+        return 1;
+    }
     let validated = status["phases"]
         .as_array()
         .into_iter()

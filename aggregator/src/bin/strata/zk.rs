@@ -87,6 +87,7 @@ pub fn run(command: ZkCommand) -> Result<(), Failure> {
                         both_ways,
                         policy,
                         skip: Vec::new(),
+                        a_wins_first_pass: false,
                     },
                     listen,
                 )
