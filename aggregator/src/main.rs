@@ -301,7 +301,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
             let follow = tokio::spawn(migration::follow(client.clone(), ha.url.clone()));
             let moved = tokio::spawn(async move {
                 if let Ok(to) = follow.await {
-                    ha::restart(&format!("the set's masters moved to {to}"));
+                    ha::start_over(&format!("the set's masters moved to {to}")).await;
                 }
             });
             let candidate =
@@ -324,8 +324,8 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
             // Elected where the masters were: make sure they still are, before writing.
             match migration::controller::masters_at(client, &ha.url).await {
                 Ok(at) if at == ha.url => {}
-                Ok(at) => ha::restart(&format!("the set's masters moved to {at}")),
-                Err(error) => ha::restart(&error),
+                Ok(at) => ha::start_over(&format!("the set's masters moved to {at}")).await,
+                Err(error) => ha::start_over(&error).await,
             }
             let taken = take_over(ha, &leadership, master_config, &address, data_dir).await;
             let master = taken.unwrap_or_else(|err| ha::restart(&format!("{err:#}")));

@@ -75,7 +75,8 @@ pub struct LoadAggregator {
 impl LoadAggregator {
     /// Starts `binary` on free loopback ports with an empty `data` directory and `args`, waits
     /// for its health check, and creates a join token. Its logs go to stderr when the
-    /// environment variable `STRATA_LOAD_LOGS` is set.
+    /// environment variable `STRATA_LOAD_LOGS` is set, at the level `STRATA_LOAD_LOG` says
+    /// (default `warn`).
     pub fn start(binary: &Path, data: &Path, args: &[&str]) -> Self {
         let http = free_addr("127.0.0.1", false);
         let quic = free_addr("127.0.0.1", true);
@@ -85,7 +86,10 @@ impl LoadAggregator {
             .arg(data)
             .args(["--http", &http.to_string(), "--quic", &quic.to_string()])
             .args(args)
-            .env("STRATA_LOG", "warn")
+            .env(
+                "STRATA_LOG",
+                std::env::var("STRATA_LOAD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("STRATA_LOAD_LOGS").is_some() {
                 Stdio::inherit()

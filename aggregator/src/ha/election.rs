@@ -81,6 +81,32 @@ pub struct Candidacy {
     pub node: String,
 }
 
+/// This process's contender znode, to withdraw before it starts over on purpose.
+static ENTERED: std::sync::Mutex<Option<(zk::Client, String)>> = std::sync::Mutex::new(None);
+
+fn lock_entered() -> std::sync::MutexGuard<'static, Option<(zk::Client, String)>> {
+    ENTERED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Deletes this process's contender znode (within a second), so that a planned restart
+/// leaves no stale contender behind for a session timeout: the others, or this process
+/// once started again, lead at once.
+pub async fn withdraw() {
+    let entered = lock_entered().take();
+    if let Some((client, path)) = entered {
+        let deleted = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            client.delete(&path, None),
+        )
+        .await;
+        if !matches!(deleted, Ok(Ok(()))) {
+            tracing::warn!(path, "the contender znode stays until its session ends");
+        }
+    }
+}
+
 impl Candidacy {
     /// Enters the election under `path` with `info`.
     pub async fn enter(
@@ -102,6 +128,7 @@ impl Candidacy {
             .map_err(|e| ZkError::new("entering the election at", path, e))?;
         let node = format!("{CONTENDER_PREFIX}{sequence}");
         info!(node, path, "entered the leader election");
+        *lock_entered() = Some((client.clone(), format!("{path}/{node}")));
         Ok(Self {
             client,
             path: path.to_owned(),

@@ -54,6 +54,13 @@ pub fn restart(why: &str) -> ! {
     std::process::exit(75)
 }
 
+/// Starts over on purpose (the set's masters moved): the contender znode is withdrawn
+/// first, then [`restart`].
+pub async fn start_over(why: &str) -> ! {
+    election::withdraw().await;
+    restart(why)
+}
+
 /// Where the aggregators of one set meet.
 #[derive(Debug, Clone)]
 pub struct HaConfig {

@@ -147,12 +147,8 @@ async fn act(
         }
     };
     if let Some(why) = &restart {
-        let why = why.clone();
-        tokio::spawn(async move {
-            // The answer leaves first.
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            crate::ha::restart(&why);
-        });
+        // The answer leaves first.
+        Migration::start_over_soon(why.clone());
     }
     Ok(Json(json!({
         "phase": phases_json(record.as_ref()).get(usize::from(id) - 1).cloned(),

@@ -750,10 +750,10 @@ impl Migration {
 
     /// A leader whose store is sealed cannot go on leading: it starts over (as a standby
     /// where the record says the masters are) once the answer has left.
-    fn start_over_soon(why: String) {
+    pub fn start_over_soon(why: String) {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            crate::ha::restart(&why);
+            crate::ha::start_over(&why).await;
         });
     }
 

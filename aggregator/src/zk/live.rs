@@ -159,6 +159,11 @@ impl Engine {
 
     /// Reads both trees, settles every difference, and notes where each path stands.
     pub async fn resync(&self) -> Result<copy::Report, ZkError> {
+        self.resync_and_compare().await.map(|(report, _)| report)
+    }
+
+    /// A resync, and the paths that still differ once it is done.
+    async fn resync_and_compare(&self) -> Result<(copy::Report, Vec<String>), ZkError> {
         self.metrics.resyncs.inc();
         let (a, b) = (self.client(Side::A), self.client(Side::B));
         let (tree_a, tree_b) =
@@ -225,7 +230,7 @@ impl Engine {
         self.note_in_step(&after_a, &after_b);
         self.passed
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        Ok(report)
+        Ok((report, self.differing(&after_a, &after_b)))
     }
 
     /// The paths whose nodes differ between the two sides now (ephemeral nodes and skipped
@@ -234,12 +239,16 @@ impl Engine {
         let (a, b) = (self.client(Side::A), self.client(Side::B));
         let (tree_a, tree_b) =
             futures_util::try_join!(read_tree(&a, &self.config.a), read_tree(&b, &self.config.b))?;
-        Ok(tree_a
-            .differences(&tree_b)
+        Ok(self.differing(&tree_a, &tree_b))
+    }
+
+    /// The paths whose nodes differ between `a` and `b`, skipped subtrees aside.
+    fn differing(&self, a: &Tree, b: &Tree) -> Vec<String> {
+        a.differences(b)
             .into_iter()
             .map(|(path, _)| path)
             .filter(|path| !self.config.skipped(path))
-            .collect())
+            .collect()
     }
 
     /// Resyncs until both sides are alike (for a hand-over, once writers have stopped), for
@@ -247,8 +256,7 @@ impl Engine {
     pub async fn settle(&self, patience: Duration) -> Result<Vec<String>, ZkError> {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
-            self.resync().await?;
-            let left = self.differences().await?;
+            let (_, left) = self.resync_and_compare().await?;
             if left.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(left);
             }

@@ -254,7 +254,7 @@ fn hand_over(args: &Args, dir: &Path) {
     let mut there = Vec::new();
     let mut back = Vec::new();
     for _ in 0..args.rounds {
-        let (leader, _) = wait_served(&set, args.apps, Instant::now());
+        let (leader, _) = wait_served_at(&set, args.apps, Instant::now(), Some(&from));
         let asked = Instant::now();
         phase(
             &set[leader].as_ref().expect("alive").http,
@@ -262,7 +262,7 @@ fn hand_over(args: &Args, dir: &Path) {
             "start",
             json!({}),
         );
-        let (leader, took) = wait_served(&set, args.apps, asked);
+        let (leader, took) = wait_served_at(&set, args.apps, asked, Some(&to));
         there.push(took);
         std::thread::sleep(Duration::from_secs(1));
         let asked = Instant::now();
@@ -272,7 +272,7 @@ fn hand_over(args: &Args, dir: &Path) {
             "rollback",
             json!({}),
         );
-        let (_, took) = wait_served(&set, args.apps, asked);
+        let (_, took) = wait_served_at(&set, args.apps, asked, Some(&from));
         back.push(took);
         eprintln!(
             "  hand-over to the target, then back: {:.0} ms, {:.0} ms",
