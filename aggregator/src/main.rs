@@ -203,7 +203,7 @@ async fn take_over(
 async fn join_the_set(mut ha: HaConfig) -> (HaConfig, zookeeper_client::Client) {
     let client = ha.connect().await;
     let at = loop {
-        match migration::controller::masters_at(&client, &ha.url).await {
+        match migration::stored::masters_at(&client, &ha.url).await {
             Ok(at) => break at,
             Err(error) => {
                 warn!(%error, "cannot tell where the set's masters are; trying again in 1 s");
@@ -322,7 +322,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
             )
             .await?;
             // Elected where the masters were: make sure they still are, before writing.
-            match migration::controller::masters_at(client, &ha.url).await {
+            match migration::stored::masters_at(client, &ha.url).await {
                 Ok(at) if at == ha.url => {}
                 Ok(at) => ha::start_over(&format!("the set's masters moved to {at}")).await,
                 Err(error) => ha::start_over(&error).await,

@@ -15,39 +15,24 @@ use zookeeper_client as zk;
 
 use super::{
     MigrationError,
-    checks::{self, foreign_sessions},
-    record::{Record, SavedAcl},
+    advert::{Advert, advertise},
+    checks, fence, parse,
+    record::Record,
+    stored::{RECORD, delete_record, read_record, write_record},
+    zk_error,
 };
 use crate::{
     master::Master,
     state::{Shared, now_ms},
     zk::{
-        copy,
         decide::Policy,
         live::{Engine, SyncConfig},
-        read::{acl_entries, read_tree, zk_acl},
         url::ZkUrl,
-        write,
     },
 };
 
-/// The ACL permission bits that let a client change a node (write, create, delete).
-const WRITES: u32 = 2 | 4 | 8;
-const READ: u32 = 1;
-const ADMIN: u32 = 16;
-
-/// The record's path under the set's root.
-pub const RECORD: &str = "/migration";
 /// How long a hand-over or a validation waits for both clusters to be alike.
 const SETTLE_PATIENCE: Duration = Duration::from_secs(10);
-/// How long a phase 2 validation waits for both trees to be alike.
-const VALIDATE_PATIENCE: Duration = Duration::from_secs(10);
-
-/// The leader's MasterInfo znode on the other cluster.
-struct Advert {
-    client: zk::Client,
-    path: String,
-}
 
 /// What runs while the sync is on.
 struct Running {
@@ -61,14 +46,14 @@ struct Running {
 /// The leader's migration controller.
 pub struct Migration {
     /// The cluster this leader elects and keeps the state on.
-    home: ZkUrl,
+    pub(super) home: ZkUrl,
     home_client: zk::Client,
     record: Mutex<Option<Record>>,
     running: Mutex<Option<Running>>,
     /// One phase operation at a time.
     op: tokio::sync::Mutex<()>,
-    master: Arc<Master>,
-    shared: Arc<Shared>,
+    pub(super) master: Arc<Master>,
+    pub(super) shared: Arc<Shared>,
     /// This leader's MasterInfo, as advertised on the other cluster.
     info: serde_json::Value,
 }
@@ -83,101 +68,6 @@ impl std::fmt::Debug for Migration {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn zk_error(doing: &str, err: impl std::fmt::Display) -> MigrationError {
-    MigrationError::Unavailable(format!("{doing}: {err}"))
-}
-
-fn parse(url: &str) -> Result<ZkUrl, MigrationError> {
-    url.parse()
-        .map_err(|e: crate::zk::url::BadZkUrl| MigrationError::BadRequest(e.to_string()))
-}
-
-/// The record at `url`, if there is one.
-pub async fn read_record(client: &zk::Client, url: &ZkUrl) -> Result<Option<Record>, String> {
-    match client.get_data(&url.absolute(RECORD)).await {
-        Ok((bytes, _)) => Record::from_json(&bytes)
-            .map(Some)
-            .map_err(|e| format!("the migration record at {url} is unreadable: {e}")),
-        Err(zk::Error::NoNode) => Ok(None),
-        Err(e) => Err(format!("reading the migration record at {url}: {e}")),
-    }
-}
-
-/// Writes (or creates) the record at `url`.
-async fn write_record(client: &zk::Client, url: &ZkUrl, record: &Record) -> Result<(), String> {
-    let path = url.absolute(RECORD);
-    let bytes = record.to_json();
-    match client.set_data(&path, &bytes, None).await {
-        Ok(_) => Ok(()),
-        Err(zk::Error::NoNode) => {
-            let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-            client
-                .mkdir(&url.root, &open)
-                .await
-                .map_err(|e| format!("creating {} at {url}: {e}", url.root))?;
-            client
-                .create(&path, &bytes, &open)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("writing the migration record at {url}: {e}"))
-        }
-        Err(e) => Err(format!("writing the migration record at {url}: {e}")),
-    }
-}
-
-/// Deletes the record at `url`.
-async fn delete_record(client: &zk::Client, url: &ZkUrl) -> Result<(), String> {
-    match client.delete(&url.absolute(RECORD), None).await {
-        Ok(()) | Err(zk::Error::NoNode) => Ok(()),
-        Err(e) => Err(format!("deleting the migration record at {url}: {e}")),
-    }
-}
-
-/// Where the set's masters are, as the record at `url` says: `url` itself without one.
-pub async fn masters_at(client: &zk::Client, url: &ZkUrl) -> Result<ZkUrl, String> {
-    match read_record(client, url).await? {
-        Some(record) => record
-            .masters_at
-            .parse()
-            .map_err(|e: crate::zk::url::BadZkUrl| e.to_string()),
-        None => Ok(url.clone()),
-    }
-}
-
-/// Keeps `info` in an ephemeral sequential `json.info_` znode on `url` (re-created with a new
-/// session after one ends), so Mesos clients looking there find this leader.
-async fn advertise(url: ZkUrl, info: serde_json::Value, held: Arc<Mutex<Option<Advert>>>) {
-    let data = serde_json::to_vec(&info).expect("MasterInfo serializes");
-    loop {
-        let client = match checks::connect(&url).await {
-            Ok(client) => client,
-            Err(err) => {
-                warn!(error = err, "cannot advertise the leader; retrying in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let mode = zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all());
-        match client
-            .create(&format!("{}/json.info_", url.root), &data, &mode)
-            .await
-        {
-            Ok((_, sequence)) => {
-                let path = format!("{}/json.info_{sequence}", url.root);
-                info!(%url, path, "the leader's MasterInfo is advertised on the other cluster");
-                let mut states = client.state_watcher();
-                *lock(&held) = Some(Advert { client, path });
-                while !states.changed().await.is_terminated() {}
-                *lock(&held) = None;
-            }
-            Err(err) => {
-                warn!(%url, error = %err, "cannot advertise the leader; retrying in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
 }
 
 impl Migration {
@@ -430,13 +320,12 @@ impl Migration {
                 // The source's ACLs are kept in the record before any changes, so a fence
                 // that fails half-way is rolled back to the ACLs it found.
                 if record.fenced.is_none() {
-                    record.fenced = Some(self.source_acls(&source).await?);
+                    record.fenced = Some(fence::source_acls(&source).await?);
                     record = self.save(record).await?;
                 }
                 self.stop_running().await;
                 record.sync = false;
-                self.fence(&source, record.fenced.as_deref().unwrap_or_default())
-                    .await?;
+                fence::fence(&source, record.fenced.as_deref().unwrap_or_default()).await?;
                 format!("the sync stopped and {source} is fenced")
             }
             _ => unreachable!("check_start knows the phases"),
@@ -479,166 +368,7 @@ impl Migration {
         }
     }
 
-    async fn check(&self, id: u8, record: &Record) -> Result<String, MigrationError> {
-        let source = parse(&record.source)?;
-        let target = parse(&record.target)?;
-        match id {
-            1 => {
-                let client = checks::connect(&target)
-                    .await
-                    .map_err(MigrationError::Check)?;
-                client
-                    .check_stat(&target.root)
-                    .await
-                    .map_err(|e| MigrationError::Check(format!("reading {target}: {e}")))?;
-                Ok(format!("{target} answers"))
-            }
-            2 => {
-                let engine = self
-                    .engine()
-                    .ok_or_else(|| MigrationError::Check("the sync does not run".into()))?;
-                let deadline = tokio::time::Instant::now() + VALIDATE_PATIENCE;
-                loop {
-                    let left = engine
-                        .differences()
-                        .await
-                        .map_err(|e| zk_error("comparing the clusters", e))?;
-                    if left.is_empty() {
-                        let m = &engine.metrics;
-                        return Ok(format!(
-                            "both clusters are alike; {} writes synced, {} conflicts",
-                            m.writes.get(),
-                            m.conflicts.get()
-                        ));
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(MigrationError::Check(format!(
-                            "{} path(s) differ between the clusters: {}",
-                            left.len(),
-                            left.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-                        )));
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-            3 => {
-                if self.home != target {
-                    return Err(MigrationError::Check(format!(
-                        "the leader is still on {}",
-                        self.home
-                    )));
-                }
-                let client = checks::connect(&source)
-                    .await
-                    .map_err(MigrationError::Check)?;
-                let contenders = client
-                    .list_children(&source.root)
-                    .await
-                    .map_err(|e| MigrationError::Check(format!("listing {source}: {e}")))?
-                    .into_iter()
-                    .filter(|c| c.starts_with("json.info_"))
-                    .count();
-                let advertised = usize::from(self.advert_session().is_some());
-                if contenders > advertised {
-                    return Err(MigrationError::Check(format!(
-                        "{} aggregator(s) still contend on {source}",
-                        contenders - advertised
-                    )));
-                }
-                Ok(format!("the leader and every standby are on {target}"))
-            }
-            4 => {
-                let links = self.shared.links.discovery();
-                // Every agent the master knows must be back (asked to look again, it
-                // reconnects after a moment).
-                let known: Vec<String> = self
-                    .master
-                    .lock()
-                    .agents()
-                    .map(|a| a.record.id.clone())
-                    .collect();
-                let away: Vec<&String> = known
-                    .iter()
-                    .filter(|id| !links.iter().any(|(l, _)| l == *id))
-                    .collect();
-                if !away.is_empty() {
-                    return Err(MigrationError::Check(format!(
-                        "{} agent(s) not connected again yet: {}",
-                        away.len(),
-                        away.iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-                let through_zk: Vec<_> = links.iter().filter(|(_, d)| d.is_some()).collect();
-                let behind: Vec<_> = through_zk
-                    .iter()
-                    .filter(|(_, d)| d.as_deref() != Some(record.target.as_str()))
-                    .map(|(id, d)| format!("{id} (via {})", d.as_deref().unwrap_or_default()))
-                    .collect();
-                if !behind.is_empty() {
-                    return Err(MigrationError::Check(format!(
-                        "{} agent(s) still found their leader elsewhere: {}",
-                        behind.len(),
-                        behind.join(", ")
-                    )));
-                }
-                Ok(format!(
-                    "{} of {} connected agent(s) find their leader on {target}; the others are given its address directly",
-                    through_zk.len(),
-                    links.len()
-                ))
-            }
-            5 => {
-                let mut ours: Vec<i64> = self
-                    .engine()
-                    .map(|e| e.session_ids().to_vec())
-                    .unwrap_or_default();
-                ours.extend(self.advert_session());
-                let left = foreign_sessions(&source, &ours)
-                    .await
-                    .map_err(MigrationError::Check)?;
-                if !left.is_empty() {
-                    let clients: Vec<_> = left
-                        .iter()
-                        .map(|s| format!("{} (session {:#x})", s.client, s.id))
-                        .collect();
-                    return Err(MigrationError::Check(format!(
-                        "{} client session(s) still open on {source}: {}",
-                        left.len(),
-                        clients.join(", ")
-                    )));
-                }
-                Ok(format!(
-                    "no client but the migration's own is connected to {source}"
-                ))
-            }
-            6 => {
-                if self.engine().is_some() {
-                    return Err(MigrationError::Check("the sync still runs".into()));
-                }
-                let client = checks::connect(&source)
-                    .await
-                    .map_err(MigrationError::Check)?;
-                let (acl, _) = client
-                    .get_acl(&source.root)
-                    .await
-                    .map_err(|e| MigrationError::Check(format!("reading {source}'s ACL: {e}")))?;
-                if acl_entries(&acl).iter().any(|e| e.perms & WRITES != 0) {
-                    return Err(MigrationError::Check(format!("{source} is writable")));
-                }
-                Ok(format!(
-                    "{source} is read-only and the set runs on {target} alone"
-                ))
-            }
-            _ => Err(MigrationError::Rule(super::record::RuleError::NoSuchPhase(
-                id,
-            ))),
-        }
-    }
-
-    fn advert_session(&self) -> Option<i64> {
+    pub(super) fn advert_session(&self) -> Option<i64> {
         lock(&self.running).as_ref().and_then(|r| {
             lock(&r.advert_node)
                 .as_ref()
@@ -676,7 +406,7 @@ impl Migration {
             2 => {
                 self.stop_running().await;
                 record.sync = false;
-                let removed = self.clear(&target).await?;
+                let removed = fence::clear(&target).await?;
                 format!("the sync stopped and its copy of {removed} node(s) on the target is gone")
             }
             3 => {
@@ -691,8 +421,8 @@ impl Migration {
             5 => "the source's clients are left as they are".into(),
             6 => {
                 let saved = record.fenced.take().unwrap_or_default();
-                self.unfence(&source, &saved).await?;
-                self.copy_back(&target, &source).await?;
+                fence::unfence(&source, &saved).await?;
+                fence::copy_back(&target, &source).await?;
                 record.sync = true;
                 self.start_running(&record).await?;
                 format!("{source} is writable again, as the target is, and the sync runs again")
@@ -755,116 +485,6 @@ impl Migration {
             tokio::time::sleep(Duration::from_millis(300)).await;
             crate::ha::start_over(&why).await;
         });
-    }
-
-    /// Deletes everything but the record under `url`'s root; how many nodes went.
-    async fn clear(&self, url: &ZkUrl) -> Result<usize, MigrationError> {
-        let client = checks::connect(url)
-            .await
-            .map_err(MigrationError::Unavailable)?;
-        let tree = read_tree(&client, url)
-            .await
-            .map_err(|e| zk_error("reading the target", e))?;
-        let children = client
-            .list_children(&url.root)
-            .await
-            .map_err(|e| zk_error("listing the target", e))?;
-        for child in children.iter().filter(|c| format!("/{c}") != RECORD) {
-            write::put(&client, &format!("{}/{child}", url.root), None, None)
-                .await
-                .map_err(|e| zk_error("clearing the target", e))?;
-        }
-        Ok(tree.nodes.len().saturating_sub(2))
-    }
-
-    /// The ACLs of the set's znodes on `source` that the fence changes.
-    async fn source_acls(&self, source: &ZkUrl) -> Result<Vec<SavedAcl>, MigrationError> {
-        let client = checks::connect(source)
-            .await
-            .map_err(MigrationError::Unavailable)?;
-        let state = source.absolute("/state");
-        let mut paths = vec![source.root.clone(), state.clone()];
-        if let Ok(children) = client.list_children(&state).await {
-            paths.extend(children.into_iter().map(|c| format!("{state}/{c}")));
-        }
-        let mut saved = Vec::new();
-        for path in paths {
-            match client.get_acl(&path).await {
-                Ok((acl, _)) => saved.push(SavedAcl {
-                    path,
-                    acl: acl_entries(&acl),
-                }),
-                Err(zk::Error::NoNode) => {}
-                Err(e) => return Err(zk_error("reading an ACL", e)),
-            }
-        }
-        Ok(saved)
-    }
-
-    /// The nodes of `saved` on `source` made read-only, its epoch advanced first, so that a
-    /// leader that still writes there is fenced.
-    async fn fence(&self, source: &ZkUrl, saved: &[SavedAcl]) -> Result<(), MigrationError> {
-        let client = checks::connect(source)
-            .await
-            .map_err(MigrationError::Unavailable)?;
-        let epoch = source.absolute("/state/epoch");
-        let _ = client
-            .set_data(&epoch, b"fenced by the migration's cut-over", None)
-            .await;
-        // Read-only, keeping ADMIN so that a rollback can give the ACLs back.
-        let fenced = zk_acl(&[crate::zk::tree::AclEntry {
-            perms: READ | ADMIN,
-            scheme: "world".into(),
-            id: "anyone".into(),
-        }]);
-        let read_only = zk::Acls::new(&fenced);
-        for entry in saved {
-            match client.set_acl(&entry.path, &read_only, None).await {
-                Ok(_) | Err(zk::Error::NoNode) => {}
-                Err(e) => return Err(zk_error("fencing the source", e)),
-            }
-        }
-        Ok(())
-    }
-
-    async fn unfence(&self, source: &ZkUrl, saved: &[SavedAcl]) -> Result<(), MigrationError> {
-        let client = checks::connect(source)
-            .await
-            .map_err(MigrationError::Unavailable)?;
-        for entry in saved {
-            let acl = zk_acl(&entry.acl);
-            client
-                .set_acl(&entry.path, &zk::Acls::new(&acl), None)
-                .await
-                .map_err(|e| zk_error("unfencing the source", e))?;
-        }
-        Ok(())
-    }
-
-    /// Makes `to`'s subtree what `from`'s is (the record aside), for a sync that starts again.
-    async fn copy_back(&self, from: &ZkUrl, to: &ZkUrl) -> Result<(), MigrationError> {
-        let from_client = checks::connect(from)
-            .await
-            .map_err(MigrationError::Unavailable)?;
-        let to_client = checks::connect(to)
-            .await
-            .map_err(MigrationError::Unavailable)?;
-        let mut want = read_tree(&from_client, from)
-            .await
-            .map_err(|e| zk_error("reading the target", e))?;
-        let mut have = read_tree(&to_client, to)
-            .await
-            .map_err(|e| zk_error("reading the source", e))?;
-        want.nodes.remove(RECORD);
-        have.nodes.remove(RECORD);
-        let plan = copy::plan(&want, &have, true);
-        let report = copy::apply(&to_client, to, &plan)
-            .await
-            .map_err(|e| zk_error("copying the target back", e))?;
-        if let Some(error) = report.errors.first() {
-            return Err(zk_error("copying the target back", error));
-        }
-        Ok(())
     }
 
     /// Each connected agent and the `zk://` address it found this leader through.

@@ -5,17 +5,23 @@
 //! - [`record`]: the phases and their rules (pure), and the record kept on both clusters.
 //! - [`checks`]: what the phases check on the clusters (a fit target, open sessions).
 //! - [`controller`]: the leader's shell: the sync, the hand-over of the leadership, the
-//!   agents' move, the fence.
+//!   agents' move; `validate.rs`: what each phase's validation checks.
+//! - [`stored`]: the record on a cluster; [`advert`]: the leader's `MasterInfo` on the
+//!   other cluster; [`fence`]: the source fenced and unfenced, the target cleared.
 //! - [`api`]: the HTTP API.
 //!
 //! Where the masters are is the record's `masters_at`: an aggregator reads it from the
 //! cluster it was started with and elects where it says, and every aggregator follows it
 //! when it changes ([`follow`]), so a restarted aggregator continues where the set is.
 
+pub mod advert;
 pub mod api;
 pub mod checks;
 pub mod controller;
+pub mod fence;
 pub mod record;
+pub mod stored;
+mod validate;
 
 use std::time::Duration;
 
@@ -42,11 +48,22 @@ pub enum MigrationError {
 /// Resolves once the record at `home` says the masters are elsewhere: with where.
 pub async fn follow(client: zk::Client, home: ZkUrl) -> ZkUrl {
     loop {
-        if let Ok(at) = controller::masters_at(&client, &home).await
+        if let Ok(at) = stored::masters_at(&client, &home).await
             && at != home
         {
             return at;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A cluster that failed a request, as an error that says what was being done.
+pub(crate) fn zk_error(doing: &str, err: impl std::fmt::Display) -> MigrationError {
+    MigrationError::Unavailable(format!("{doing}: {err}"))
+}
+
+/// A `zk://` address from a record or a request.
+pub(crate) fn parse(url: &str) -> Result<ZkUrl, MigrationError> {
+    url.parse()
+        .map_err(|e: crate::zk::url::BadZkUrl| MigrationError::BadRequest(e.to_string()))
 }

@@ -23,9 +23,10 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use zookeeper_client as zk;
 
+pub use super::sync_config::SyncConfig;
 use super::{
     ZkError, connect, copy,
-    decide::{Action, Change, InStep, Policy, Side, changed_side, concurrent, decide},
+    decide::{Action, Change, InStep, Side, changed_side, concurrent, decide},
     metrics::SyncMetrics,
     read::{read_node, read_tree},
     tree::{AclEntry, Node, Tree},
@@ -44,32 +45,6 @@ const QUIET: Duration = Duration::from_secs(1);
 const SETTLE_EVERY: Duration = Duration::from_secs(10);
 /// How often both trees are compared in full anyway.
 const ANTI_ENTROPY: Duration = Duration::from_secs(300);
-
-/// What to sync.
-#[derive(Debug, Clone)]
-pub struct SyncConfig {
-    pub a: ZkUrl,
-    pub b: ZkUrl,
-    pub both_ways: bool,
-    pub policy: Policy,
-    /// Subtrees (relative paths, as `/migration`) that are never synced.
-    pub skip: Vec<String>,
-    /// The first comparison makes B like A wherever they differ, whatever the policy: A is
-    /// where the writers are, and an engine that starts again knows nothing of what changed
-    /// while it was away (its mtimes come from two clusters' clocks).
-    pub a_wins_first_pass: bool,
-}
-
-impl SyncConfig {
-    /// Whether `relative` is in a subtree that is never synced.
-    pub fn skipped(&self, relative: &str) -> bool {
-        self.skip.iter().any(|s| {
-            relative
-                .strip_prefix(s.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
-    }
-}
 
 /// A conflict held for an operator (policy `manual`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,13 +8,15 @@
 //!   in `multi` batches within the server's request size limit.
 //! - [`decide`]: what live sync does with one change under a conflict policy (pure).
 //! - [`live`]: live sync through persistent recursive watches, one direction or both;
-//!   [`write`]: one node made like the other side's; [`metrics`]: what it counts.
+//!   [`sync_config`]: what it syncs; [`write`]: one node made like the other side's;
+//!   [`metrics`]: what it counts.
 
 pub mod copy;
 pub mod decide;
 pub mod live;
 pub mod metrics;
 pub mod read;
+pub mod sync_config;
 pub mod tree;
 pub mod url;
 pub mod write;
