@@ -331,21 +331,33 @@ impl Migration {
             _ => unreachable!("check_start knows the phases"),
         };
         record.started(id, now_ms(), message);
-        let record = match self.save(record).await {
-            Ok(record) => record,
-            Err(err) => {
-                if restart.is_some() {
-                    Self::start_over_soon(format!("the hand-over's record was not saved: {err}"));
-                }
-                return Err(err);
-            }
-        };
+        let record = self.save_after(record, restart.as_deref()).await?;
         if id == 4 {
-            let asked = self.shared.links.rediscover("the set's ZooKeeper moved");
-            info!(asked, "agents asked to find their leader on the target");
+            self.ask_agents_to_look_again();
         }
         info!(phase = id, "migration phase started");
         Ok((record, restart))
+    }
+
+    /// Saves `record`; if that fails after a hand-over sealed the store (`restart`), this
+    /// leader starts over, since it can write nothing more.
+    async fn save_after(
+        &self,
+        record: Record,
+        restart: Option<&str>,
+    ) -> Result<Record, MigrationError> {
+        let saved = self.save(record).await;
+        if let (Err(err), Some(_)) = (&saved, restart) {
+            Self::start_over_soon(format!("the hand-over's record was not saved: {err}"));
+        }
+        saved
+    }
+
+    /// Closes the connections of agents that find their leader through ZooKeeper, so that
+    /// they look again where the record now says.
+    fn ask_agents_to_look_again(&self) {
+        let asked = self.shared.links.rediscover("the set's ZooKeeper moved");
+        info!(asked, "agents asked to find their leader again");
     }
 
     /// Validates phase `id`: its condition holds now, or the answer says what does not.
@@ -430,19 +442,9 @@ impl Migration {
             _ => unreachable!("check_rollback knows the phases"),
         };
         record.rolled_back(id, message);
-        let record = match self.save(record).await {
-            Ok(record) => record,
-            Err(err) => {
-                if restart.is_some() {
-                    Self::start_over_soon(format!("the hand-over's record was not saved: {err}"));
-                }
-                return Err(err);
-            }
-        };
+        let record = self.save_after(record, restart.as_deref()).await?;
         if id == 4 {
-            self.shared
-                .links
-                .rediscover("the set's ZooKeeper moved back");
+            self.ask_agents_to_look_again();
         }
         info!(phase = id, "migration phase rolled back");
         Ok((Some(record), restart))
