@@ -53,8 +53,12 @@ pub fn redirect(record: &[u8]) -> Option<String> {
 pub fn leader_child(children: &[String]) -> Option<&String> {
     children
         .iter()
-        .filter(|c| c.starts_with("json.info_"))
-        .min_by_key(|c| c.rsplit('_').next().and_then(|s| s.parse::<u64>().ok()))
+        .filter_map(|c| {
+            let sequence = c.strip_prefix("json.info_")?.parse::<u64>().ok()?;
+            Some((sequence, c))
+        })
+        .min()
+        .map(|(_, c)| c)
 }
 
 /// The QUIC address a leader's MasterInfo JSON names.
@@ -117,6 +121,7 @@ mod tests {
             "state".to_owned(),
             "json.info_0000000012".to_owned(),
             "json.info_0000000003".to_owned(),
+            "json.info_garbage".to_owned(),
             "log_replicas".to_owned(),
         ];
         assert_eq!(
