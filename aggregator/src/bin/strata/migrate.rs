@@ -89,10 +89,10 @@ pub fn run(client: &Client, command: MigrateCommand) -> Result<(), Failure> {
             timeout,
         } => {
             let timeout = Duration::from_secs(timeout);
+            let status = client.get(STATUS)?;
             let first = match phase {
                 Some(id) => id,
                 None => {
-                    let status = client.get(STATUS)?;
                     if status["complete"] == true && target.is_none() {
                         println!(
                             "the migration is complete: the set runs on {} (give --target to start another)",
@@ -108,9 +108,19 @@ pub fn run(client: &Client, command: MigrateCommand) -> Result<(), Failure> {
                     (Some(target), 1) => json!({ "target": target }),
                     _ => json!({}),
                 };
-                let answer = client.post(&format!("/api/v1/migration/phases/{id}/start"), &body)?;
-                report(id, "started", &answer);
-                await_leader(client, &answer, timeout)?;
+                // A phase started earlier (by a run that timed out validating it) is
+                // validated, not started again.
+                let started = id == first
+                    && status["complete"] != true
+                    && status["phases"][usize::from(id).saturating_sub(1)]["state"] == "started";
+                if started {
+                    println!("phase {id}: already started; validating it");
+                } else {
+                    let answer =
+                        client.post(&format!("/api/v1/migration/phases/{id}/start"), &body)?;
+                    report(id, "started", &answer);
+                    await_leader(client, &answer, timeout)?;
+                }
                 validate(client, id, timeout)?;
             }
             Ok(())
