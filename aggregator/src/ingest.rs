@@ -61,7 +61,8 @@ pub enum IngestError {
 
 /// Binds the QUIC endpoint with the aggregator's certificate, asking (not requiring) a
 /// client certificate: joining agents have none yet; report connections without one are
-/// refused after the handshake.
+/// refused after the handshake. Its stateless-reset key comes from the set's CA
+/// ([`Pki::stateless_reset_secret`]).
 pub fn endpoint(pki: &Pki, addr: SocketAddr) -> Result<Endpoint, IngestError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
@@ -82,7 +83,21 @@ pub fn endpoint(pki: &Pki, addr: SocketAddr) -> Result<Endpoint, IngestError> {
     transport.max_concurrent_bidi_streams(VarInt::from_u32(1));
     transport.max_idle_timeout(IDLE_TIMEOUT.try_into().ok());
     config.transport_config(Arc::new(transport));
-    Endpoint::server(config, addr).map_err(|source| IngestError::Bind { addr, source })
+    // Stateless resets that a restarted aggregator can send for its predecessor's
+    // connections: the same reset key, and connection ids it accepts as its own (the
+    // default generator checks ids with a random key, and would drop theirs unanswered).
+    let secret = pki.stateless_reset_secret();
+    let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    let cid_key = u64::from_le_bytes(secret[..8].try_into().expect("8 bytes"));
+    endpoint_config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    let bind = |source| IngestError::Bind { addr, source };
+    let socket = std::net::UdpSocket::bind(addr).map_err(bind)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| bind(std::io::Error::other("no async runtime for QUIC")))?;
+    Endpoint::new(endpoint_config, Some(config), socket, runtime).map_err(bind)
 }
 
 /// What joining and identifying agents needs: a leader's [`Shared`] or a standby's parts.

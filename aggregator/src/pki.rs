@@ -193,6 +193,19 @@ impl Pki {
         CertificateDer::from(self.ca_der.clone())
     }
 
+    /// A secret every aggregator of a set derives alike from the CA key they share: the
+    /// key of QUIC stateless resets, so that an aggregator started again on the same port
+    /// (or a hand-over's restart) ends the agents' old connections at once instead of at
+    /// their idle timeout.
+    pub fn stateless_reset_secret(&self) -> [u8; 32] {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        context.update(b"strata QUIC stateless reset key\0");
+        context.update(&self.ca_key.serialize_der());
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(context.finish().as_ref());
+        secret
+    }
+
     /// The server certificate chain (server, then CA) and its key.
     pub fn server_identity(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         let key = PrivatePkcs8KeyDer::from(self.server_key.clone());
