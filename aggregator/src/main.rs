@@ -15,7 +15,7 @@ use aggregator::{
 };
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use proto::token::JoinToken;
+use proto::{token::JoinToken, zk_url};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -199,8 +199,26 @@ async fn take_over(
 
 /// Connects to the set's ZooKeeper: where `--zk` says, or where a migration moved the set's
 /// masters since (its record says so on the cluster `--zk` names). A record that cannot be
-/// read is tried again: electing where the masters no longer are would split the set.
-async fn join_the_set(mut ha: HaConfig) -> (HaConfig, zookeeper_client::Client) {
+/// read is tried again: electing where the masters no longer are would split the set. A
+/// move seen once is remembered in the data directory and tried first, so the old cluster
+/// can go away after a cut-over.
+async fn join_the_set(
+    mut ha: HaConfig,
+    data_dir: &std::path::Path,
+) -> (HaConfig, zookeeper_client::Client) {
+    let given = ha.url.clone();
+    if let Some(at) = zk_url::remembered_move(data_dir, &given) {
+        let there = HaConfig {
+            url: at.clone(),
+            ..ha.clone()
+        };
+        if let Ok(client) = tokio::time::timeout(REMEMBERED_PATIENCE, there.connect()).await
+            && migration::stored::masters_at(&client, &at).await.as_ref() == Ok(&at)
+        {
+            info!(given = %given, at = %at, "joining the set where a migration moved it");
+            return (there, client);
+        }
+    }
     let client = ha.connect().await;
     let at = loop {
         match migration::stored::masters_at(&client, &ha.url).await {
@@ -211,6 +229,9 @@ async fn join_the_set(mut ha: HaConfig) -> (HaConfig, zookeeper_client::Client) 
             }
         }
     };
+    if let Err(error) = zk_url::remember_move(data_dir, &given, &at) {
+        warn!(%error, "cannot remember where the set is");
+    }
     if at == ha.url {
         return (ha, client);
     }
@@ -219,6 +240,9 @@ async fn join_the_set(mut ha: HaConfig) -> (HaConfig, zookeeper_client::Client) 
     let client = ha.connect().await;
     (ha, client)
 }
+
+/// How long a remembered cluster may take to answer before `--zk` is asked instead.
+const REMEMBERED_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Marks the store unreachable while the ZooKeeper session is disconnected.
 fn watch_session(client: &zookeeper_client::Client, store: store::Store) {
@@ -270,7 +294,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
     };
     let ha = match ha {
         Some(ha) => {
-            let (ha, client) = join_the_set(ha).await;
+            let (ha, client) = join_the_set(ha, data_dir).await;
             ha::shared_ca::agree(&client, &ha.state_path(), data_dir)
                 .await
                 .context("agreeing on the set's CA")?;

@@ -93,6 +93,47 @@ impl ZkUrl {
     }
 }
 
+/// The file, in an aggregator's data directory or an agent's state directory, that
+/// remembers where a migration moved the set from the `zk://` address it was given, so it
+/// goes there directly once the old cluster is gone.
+pub const MOVED_FILE: &str = "zk-moved.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Moved {
+    given: String,
+    at: String,
+}
+
+/// Remembers that the set found through `given` is at `at` (forgets it when they are the
+/// same: the move was rolled back).
+pub fn remember_move(dir: &std::path::Path, given: &ZkUrl, at: &ZkUrl) -> std::io::Result<()> {
+    let path = dir.join(MOVED_FILE);
+    if given == at {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let moved = Moved {
+        given: given.to_string(),
+        at: at.to_string(),
+    };
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_vec(&moved).expect("always serializes");
+    let partial = dir.join(format!("{MOVED_FILE}.partial"));
+    std::fs::write(&partial, json)?;
+    std::fs::rename(partial, path)
+}
+
+/// Where the set found through `given` was last seen to have moved, if it was.
+pub fn remembered_move(dir: &std::path::Path, given: &ZkUrl) -> Option<ZkUrl> {
+    let bytes = std::fs::read(dir.join(MOVED_FILE)).ok()?;
+    let moved: Moved = serde_json::from_slice(&bytes).ok()?;
+    (moved.given == given.to_string())
+        .then(|| moved.at.parse().ok())
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +163,23 @@ mod tests {
             assert!(bad.parse::<ZkUrl>().is_err(), "{bad}");
         }
         assert_eq!(url.to_string(), "zk://a:2181,b:2182/mesos");
+    }
+
+    #[test]
+    fn a_move_is_remembered_per_given_address_and_forgotten_when_rolled_back() {
+        let dir = std::env::temp_dir().join(format!("strata-moved-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (given, at): (ZkUrl, ZkUrl) = (
+            "zk://a:1/s".parse().expect("url"),
+            "zk://b:1,c:1/s".parse().expect("url"),
+        );
+        assert_eq!(remembered_move(&dir, &given), None);
+        remember_move(&dir, &given, &at).expect("remembers");
+        assert_eq!(remembered_move(&dir, &given), Some(at.clone()));
+        let other: ZkUrl = "zk://x:1/s".parse().expect("url");
+        assert_eq!(remembered_move(&dir, &other), None);
+        remember_move(&dir, &given, &given).expect("forgets");
+        assert_eq!(remembered_move(&dir, &given), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

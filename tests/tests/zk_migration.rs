@@ -119,7 +119,7 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
     }
     let dir = std::env::temp_dir().join(unique("strata-migrate"));
     let _reaper = TaskReaper(dir.clone());
-    let source = ZkServer::standalone(&dir.join("zk-source"));
+    let mut source = ZkServer::standalone(&dir.join("zk-source"));
     let target_server = ZkServer::standalone(&dir.join("zk-target"));
     let (from, to) = (
         format!("zk://{}/strata", source.address()),
@@ -132,7 +132,7 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
     let alive = [true, true];
     let leader = wait_for_leader(&aggregators, &alive, PATIENCE);
     let token = aggregators[leader].token();
-    let _agents: Vec<Agent> = (1..=2)
+    let agents: Vec<Agent> = (1..=2)
         .map(|n| Agent::numbered_to(&from, None, &format!("node:n{n}"), &token, &dir, n))
         .collect();
     let mut framework = PyFramework::start(&from);
@@ -307,4 +307,20 @@ fn a_set_moves_between_zookeeper_clusters_phase_by_phase_and_back() {
         framework.send(json!({"cmd": "kill", "id": id}));
     }
     framework.wait_states(&ids, "TASK_KILLED", PATIENCE);
+
+    // The source goes away: aggregators and agents started again with its address go where
+    // they remember the set moved.
+    source.kill();
+    aggregators[standby].kill_and_restart();
+    drop(agents);
+    let _agents: Vec<Agent> = (1..=2)
+        .map(|n| Agent::numbered_to(&from, None, &format!("node:n{n}"), &token, &dir, n))
+        .collect();
+    let leader = wait_for_leader(&aggregators, &alive, PATIENCE);
+    wait_status(&aggregators[leader], |s| {
+        s["agents"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|l| l["discovery"] == to.as_str()))
+    });
+    wait_status(&aggregators[standby], |s| s["masters_at"] == to.as_str());
 }

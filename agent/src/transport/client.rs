@@ -276,7 +276,7 @@ async fn session(
             let url = target
                 .parse()
                 .map_err(|e| LinkError::Discover(super::discover::DiscoverError::BadUrl(e)))?;
-            let found = super::discover::leader(&url).await?;
+            let found = super::discover::leader(&url, &config.state_dir).await?;
             debug!(via = %found.via, leader = %found.quic, "found the leader through ZooKeeper");
             *via = Some(found.via.to_string());
             (found.quic, via.clone())

@@ -5,11 +5,12 @@
 //! say where agents look now (`agents_at`); the agent follows it, so agents move when the
 //! migration moves them, and one still started with the old address finds the new cluster.
 //!
-//! The session lasts one lookup: the agent looks again whenever it reconnects.
+//! The session lasts one lookup: the agent looks again whenever it reconnects. Where a
+//! redirection led is remembered in the state directory and looked at first.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
-use proto::zk_url::ZkUrl;
+use proto::zk_url::{ZkUrl, remember_move, remembered_move};
 use zookeeper_client as zk;
 
 /// How long one lookup may take.
@@ -67,8 +68,25 @@ pub fn quic_of(info: &[u8]) -> Option<String> {
     value.get("strata_quic")?.as_str().map(str::to_owned)
 }
 
-/// Finds the leader at `url`, following the migration's redirection.
-pub async fn leader(url: &ZkUrl) -> Result<Found, DiscoverError> {
+/// Finds the leader at `url`, following the migration's redirection. Where a redirection
+/// led is remembered in `state_dir` and looked at first next time, so the agent finds the
+/// set once the old cluster is gone.
+pub async fn leader(url: &ZkUrl, state_dir: &Path) -> Result<Found, DiscoverError> {
+    let remembered = remembered_move(state_dir, url);
+    let found = match remembered {
+        Some(at) => match tokio::time::timeout(LOOKUP_TIMEOUT, lookup(at)).await {
+            Ok(Ok(found)) => Ok(found),
+            _ => look(url).await,
+        },
+        None => look(url).await,
+    }?;
+    if let Err(error) = remember_move(state_dir, url, &found.via) {
+        tracing::warn!(%error, "cannot remember where the set is");
+    }
+    Ok(found)
+}
+
+async fn look(url: &ZkUrl) -> Result<Found, DiscoverError> {
     tokio::time::timeout(LOOKUP_TIMEOUT, lookup(url.clone()))
         .await
         .map_err(|_| DiscoverError::Timeout(url.to_string()))?
