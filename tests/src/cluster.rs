@@ -426,21 +426,26 @@ pub fn no_redirects() -> ureq::Agent {
         .new_agent()
 }
 
-/// The aggregator that says it leads: its `/v2/leader` names its own port (a standby's
-/// names the leader's).
+/// Whether the aggregator serving HTTP at `http` says it leads: its `/v2/leader` names its
+/// own port (a standby's names the leader's).
+pub fn leads(http: SocketAddr) -> bool {
+    let url = format!("http://{http}/v2/leader");
+    let Ok(mut response) = no_redirects().get(&url).call() else {
+        return false;
+    };
+    let named: Value = response.body_mut().read_json().unwrap_or_default();
+    named["leader"]
+        .as_str()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        == Some(http.port())
+}
+
+/// The aggregator of `aggregators` (those `alive`) that says it leads.
 pub fn leader_of(aggregators: &[Aggregator], alive: &[bool]) -> Option<usize> {
-    (0..aggregators.len()).filter(|&i| alive[i]).find(|&i| {
-        let url = format!("http://{}/v2/leader", aggregators[i].http);
-        let Ok(mut response) = no_redirects().get(&url).call() else {
-            return false;
-        };
-        let named: Value = response.body_mut().read_json().unwrap_or_default();
-        named["leader"]
-            .as_str()
-            .and_then(|l| l.rsplit(':').next())
-            .and_then(|p| p.parse::<u16>().ok())
-            == Some(aggregators[i].http.port())
-    })
+    (0..aggregators.len())
+        .filter(|&i| alive[i])
+        .find(|&i| leads(aggregators[i].http))
 }
 
 /// Waits for [`leader_of`] to name one.

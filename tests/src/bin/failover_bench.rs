@@ -19,6 +19,7 @@ use std::{
 
 use serde_json::{Value, json};
 use tests::{
+    cluster::{leads, no_redirects},
     load::LoadAggregator,
     zk::{Ensemble, ZkServer},
 };
@@ -58,31 +59,9 @@ fn parse_args() -> Args {
     args
 }
 
-fn client() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .new_agent()
-}
-
-/// Whether the aggregator at `http` leads: its `/v2/leader` names its own port.
-fn leads(http: &std::net::SocketAddr) -> bool {
-    let Ok(mut answer) = client().get(&format!("http://{http}/v2/leader")).call() else {
-        return false;
-    };
-    let named: Value = answer.body_mut().read_json().unwrap_or_default();
-    named["leader"]
-        .as_str()
-        .and_then(|l| l.rsplit(':').next())
-        .and_then(|p| p.parse::<u16>().ok())
-        == Some(http.port())
-}
-
 /// Whether the aggregator at `http` serves all `apps` itself.
 fn serves(http: &std::net::SocketAddr, apps: usize) -> bool {
-    let Ok(mut answer) = client().get(&format!("http://{http}/v2/apps")).call() else {
+    let Ok(mut answer) = no_redirects().get(&format!("http://{http}/v2/apps")).call() else {
         return false;
     };
     answer.status() == 200
@@ -95,7 +74,7 @@ fn serves(http: &std::net::SocketAddr, apps: usize) -> bool {
 /// Whether the aggregator at `http` leads on the ZooKeeper cluster `at`.
 fn masters_at(http: &std::net::SocketAddr, at: &str) -> bool {
     let url = format!("http://{http}/api/v1/migration/status");
-    client()
+    no_redirects()
         .get(&url)
         .call()
         .ok()
@@ -118,7 +97,7 @@ fn wait_served_at(
     loop {
         for (i, aggregator) in set.iter().enumerate() {
             if let Some(a) = aggregator
-                && leads(&a.http)
+                && leads(a.http)
                 && at.is_none_or(|at| masters_at(&a.http, at))
                 && serves(&a.http, apps)
             {
@@ -136,7 +115,7 @@ fn wait_served_at(
 fn create_apps(http: &std::net::SocketAddr, apps: usize) {
     for n in 0..apps {
         let app = json!({"id": format!("/bench/app-{n}"), "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 0});
-        let status = client()
+        let status = no_redirects()
             .post(&format!("http://{http}/v2/apps"))
             .send_json(app)
             .map_or(0, |r| r.status().as_u16());
@@ -215,7 +194,7 @@ fn failover(args: &Args, dir: &Path, timeout: u64) {
 }
 
 fn phase(http: &std::net::SocketAddr, id: u8, action: &str, body: Value) -> Value {
-    let mut answer = client()
+    let mut answer = no_redirects()
         .post(&format!(
             "http://{http}/api/v1/migration/phases/{id}/{action}"
         ))
