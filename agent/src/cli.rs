@@ -19,6 +19,18 @@ fn parse_attributes(text: &str) -> Result<Attributes, resources::ParseError> {
     resources::parse_attributes(text)
 }
 
+/// `--aggregator`: one or more `HOST:PORT`, or one `zk://` address that parses.
+fn parse_aggregators(text: &str) -> Result<String, String> {
+    if text.trim_start().starts_with("zk://") {
+        text.trim()
+            .parse::<proto::zk_url::ZkUrl>()
+            .map_err(|e| e.to_string())?;
+    } else if crate::transport::client::addresses(text).is_empty() {
+        return Err("no aggregator address: give HOST:PORT[,HOST:PORT...] or zk://...".into());
+    }
+    Ok(text.to_owned())
+}
+
 /// strata's node agent: sees the processes, TCP connections (NAT resolved), containers and
 /// resources of this host, with eBPF when it can and procfs when it cannot.
 #[derive(Debug, Parser)]
@@ -53,7 +65,7 @@ pub struct RunArgs {
     /// token and follows the leader the others name); or zk://HOST:PORT[,HOST:PORT...]/PATH
     /// to find the leader through the set's ZooKeeper, as Mesos agents do (looked up again
     /// at every reconnect, following a migration to another ZooKeeper cluster).
-    #[arg(long, env = "STRATA_AGGREGATOR")]
+    #[arg(long, env = "STRATA_AGGREGATOR", value_parser = parse_aggregators)]
     pub aggregator: String,
     /// Join token from `strata-aggregator token create`; needed only on the first start.
     #[arg(long, env = "STRATA_TOKEN")]
@@ -192,5 +204,20 @@ mod tests {
         ])
         .expect_err("bad resources");
         assert!(bad.to_string().contains("bad piece `cpus:x`"), "{bad}");
+    }
+
+    #[test]
+    fn aggregator_addresses_are_checked_at_start() {
+        let parse = |aggregator: &str| {
+            Cli::try_parse_from(["strata-agent", "run", "--aggregator", aggregator])
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        parse("a:1,b:2").expect("a list");
+        parse("zk://z1:2181,z2:2181/strata").expect("a zk address");
+        let empty = parse(" , ").expect_err("no address");
+        assert!(empty.contains("no aggregator address"), "{empty}");
+        let bad = parse("zk://z1/strata").expect_err("a zk address without a port");
+        assert!(bad.contains("every server needs a port"), "{bad}");
     }
 }
