@@ -322,11 +322,10 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
     let (master, mut leadership) = match &ha {
         Some((ha, client)) => {
             // A standby follows the set when a migration moves its masters elsewhere.
-            let follow = tokio::spawn(migration::follow(client.clone(), ha.url.clone()));
+            let (follow, home) = (client.clone(), ha.url.clone());
             let moved = tokio::spawn(async move {
-                if let Ok(to) = follow.await {
-                    ha::start_over(&format!("the set's masters moved to {to}")).await;
-                }
+                let to = migration::follow(follow, home).await;
+                ha::start_over(&format!("the set's masters moved to {to}")).await;
             });
             let candidate =
                 master::master_info(&format!("{:016x}", rand::random::<u64>()), &address);

@@ -93,6 +93,26 @@ impl ZkUrl {
     }
 }
 
+/// The prefix of the contenders' znodes under a set's path, as Mesos masters name theirs
+/// (`json.info_0000000012`): the lowest sequence leads.
+pub const CONTENDER_PREFIX: &str = "json.info_";
+
+/// The contender with the smallest sequence among a set path's `children`: the leader's
+/// znode. Other names, and contenders without a sequence, are ignored.
+pub fn lowest_contender(children: &[String]) -> Option<&String> {
+    children
+        .iter()
+        .filter_map(|c| {
+            let sequence = c.strip_prefix(CONTENDER_PREFIX)?.parse::<u64>().ok()?;
+            Some((sequence, c))
+        })
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// The migration record under a set's path: where its masters and agents are now.
+pub const MIGRATION_RECORD: &str = "/migration";
+
 /// The file, in an aggregator's data directory or an agent's state directory, that
 /// remembers where a migration moved the set from the `zk://` address it was given, so it
 /// goes there directly once the old cluster is gone.

@@ -10,7 +10,7 @@
 
 use std::{path::Path, time::Duration};
 
-use proto::zk_url::{ZkUrl, remember_move, remembered_move};
+use proto::zk_url::{MIGRATION_RECORD, ZkUrl, lowest_contender, remember_move, remembered_move};
 use zookeeper_client as zk;
 
 /// How long one lookup may take.
@@ -48,18 +48,6 @@ pub struct Found {
 pub fn redirect(record: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(record).ok()?;
     value.get("agents_at")?.as_str().map(str::to_owned)
-}
-
-/// The lowest `json.info_*` child: the leader's znode name.
-pub fn leader_child(children: &[String]) -> Option<&String> {
-    children
-        .iter()
-        .filter_map(|c| {
-            let sequence = c.strip_prefix("json.info_")?.parse::<u64>().ok()?;
-            Some((sequence, c))
-        })
-        .min()
-        .map(|(_, c)| c)
 }
 
 /// The QUIC address a leader's MasterInfo JSON names.
@@ -103,7 +91,7 @@ async fn lookup(mut url: ZkUrl) -> Result<Found, DiscoverError> {
             .connect(&url.servers)
             .await
             .map_err(failed(&url))?;
-        match client.get_data(&url.absolute("/migration")).await {
+        match client.get_data(&url.absolute(MIGRATION_RECORD)).await {
             Ok((record, _)) => {
                 if let Some(next) = redirect(&record).filter(|n| *n != url.to_string()) {
                     url = next.parse()?;
@@ -118,7 +106,7 @@ async fn lookup(mut url: ZkUrl) -> Result<Found, DiscoverError> {
             .await
             .map_err(failed(&url))?;
         let leader =
-            leader_child(&children).ok_or_else(|| DiscoverError::NoLeader(url.to_string()))?;
+            lowest_contender(&children).ok_or_else(|| DiscoverError::NoLeader(url.to_string()))?;
         let (info, _) = client
             .get_data(&format!("{}/{leader}", url.root))
             .await
@@ -143,10 +131,10 @@ mod tests {
             "log_replicas".to_owned(),
         ];
         assert_eq!(
-            leader_child(&children).map(String::as_str),
+            lowest_contender(&children).map(String::as_str),
             Some("json.info_0000000003")
         );
-        assert_eq!(leader_child(&children[..1]), None);
+        assert_eq!(lowest_contender(&children[..1]), None);
         let info = br#"{"id":"m","address":{"ip":"127.0.0.1","port":5050},"strata_quic":"127.0.0.1:7001"}"#;
         assert_eq!(quic_of(info).as_deref(), Some("127.0.0.1:7001"));
         assert_eq!(quic_of(b"{\"id\":\"mesos\"}"), None);

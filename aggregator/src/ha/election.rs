@@ -8,8 +8,7 @@ use zookeeper_client as zk;
 
 use crate::zk::ZkError;
 
-/// The prefix of contenders' znodes (Mesos's).
-pub const CONTENDER_PREFIX: &str = "json.info_";
+pub use proto::zk_url::CONTENDER_PREFIX;
 
 /// The pause before asking again while ZooKeeper is unreachable.
 const RETRY: std::time::Duration = std::time::Duration::from_millis(500);
@@ -60,17 +59,8 @@ impl Leader {
     }
 }
 
-/// The contender with the smallest sequence among `children` (other names are ignored).
-pub fn lowest(children: &[String]) -> Option<&String> {
-    children
-        .iter()
-        .filter(|c| c.starts_with(CONTENDER_PREFIX))
-        .min_by_key(|c| {
-            c[CONTENDER_PREFIX.len()..]
-                .parse::<u64>()
-                .unwrap_or(u64::MAX)
-        })
-}
+/// The contender with the smallest sequence among `children` (shared with agents).
+pub use proto::zk_url::lowest_contender as lowest;
 
 /// A contender's place in the election.
 #[derive(Debug)]

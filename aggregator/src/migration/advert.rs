@@ -9,7 +9,7 @@ use std::{
 use tracing::{info, warn};
 use zookeeper_client as zk;
 
-use super::checks;
+use super::{checks, lock};
 use crate::zk::url::ZkUrl;
 
 /// The leader's MasterInfo znode on the other cluster.
@@ -17,10 +17,6 @@ use crate::zk::url::ZkUrl;
 pub struct Advert {
     pub client: zk::Client,
     pub path: String,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Keeps `info` in an ephemeral sequential `json.info_` znode on `url` (re-created with a new

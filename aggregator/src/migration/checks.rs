@@ -13,16 +13,8 @@ const PATIENCE: Duration = Duration::from_secs(5);
 
 /// Connects to `url` for a check, giving up after [`PATIENCE`].
 pub async fn connect(url: &ZkUrl) -> Result<zk::Client, String> {
-    let connected = tokio::time::timeout(
-        PATIENCE,
-        zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .connect(&url.servers),
-    )
-    .await;
-    match connected {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(err)) => Err(format!("cannot connect to {url}: {err}")),
+    match tokio::time::timeout(PATIENCE, crate::zk::connect(url)).await {
+        Ok(connected) => connected.map_err(|err| err.to_string()),
         Err(_) => Err(format!("{url} did not answer within {PATIENCE:?}")),
     }
 }

@@ -5,7 +5,7 @@
 //! carries on where the last one was.
 
 use std::{
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -16,7 +16,7 @@ use zookeeper_client as zk;
 use super::{
     MigrationError,
     advert::{Advert, advertise},
-    checks, fence, parse,
+    checks, fence, lock, parse, paths_differ,
     record::Record,
     stored::{RECORD, delete_record, read_record, write_record},
     zk_error,
@@ -64,10 +64,6 @@ impl std::fmt::Debug for Migration {
             .field("home", &self.home)
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Migration {
@@ -250,9 +246,8 @@ impl Migration {
             Ok(())
         } else {
             Err(MigrationError::Check(format!(
-                "{} path(s) still differ between the clusters after {SETTLE_PATIENCE:?}: {}",
-                left.len(),
-                left.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                "after {SETTLE_PATIENCE:?}, {}",
+                paths_differ(&left)
             )))
         }
     }
@@ -262,9 +257,9 @@ impl Migration {
             .ok_or(MigrationError::Rule(super::record::RuleError::NoMigration))
     }
 
-    /// Starts phase `id` (`target` is needed for phase 1). A hand-over (phases 3 and 6
-    /// rolled back to 3's other side) ends with this aggregator starting over: the answer
-    /// says so, and the restart follows it.
+    /// Starts phase `id` (`target` is needed for phase 1). A hand-over (phase 3, and its
+    /// rollback) ends with this aggregator starting over: the answer says so, and the
+    /// restart follows it.
     pub async fn start(
         &self,
         id: u8,
@@ -272,16 +267,8 @@ impl Migration {
     ) -> Result<(Record, Option<String>), MigrationError> {
         let _one = self.op.lock().await;
         let mut record = match (id, self.record()) {
-            (1, None) => {
-                let target = target.ok_or_else(|| {
-                    MigrationError::BadRequest(
-                        "phase 1 needs the target: {\"target\": \"zk://HOST:PORT/PATH\"}".into(),
-                    )
-                })?;
-                Record::new(&self.home.to_string(), &parse(target)?.to_string())
-            }
-            // The set's last migration is complete: a new one starts from here.
-            (1, Some(done)) if done.complete() => {
+            // No migration yet, or the set's last one is complete: a new one starts here.
+            (1, last) if last.as_ref().is_none_or(Record::complete) => {
                 let target = target.ok_or_else(|| {
                     MigrationError::BadRequest(
                         "phase 1 needs the target: {\"target\": \"zk://HOST:PORT/PATH\"}".into(),

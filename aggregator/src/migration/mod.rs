@@ -62,6 +62,21 @@ pub(crate) fn zk_error(doing: &str, err: impl std::fmt::Display) -> MigrationErr
     MigrationError::Unavailable(format!("{doing}: {err}"))
 }
 
+/// "N path(s) differ between the clusters: " and the first five.
+pub(crate) fn paths_differ(paths: &[String]) -> String {
+    let first: Vec<&str> = paths.iter().take(5).map(String::as_str).collect();
+    format!(
+        "{} path(s) differ between the clusters: {}",
+        paths.len(),
+        first.join(", ")
+    )
+}
+
+/// The lock's value, also after a panic elsewhere (the values stay consistent).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A `zk://` address from a record or a request.
 pub(crate) fn parse(url: &str) -> Result<ZkUrl, MigrationError> {
     url.parse()

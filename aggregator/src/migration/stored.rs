@@ -7,7 +7,7 @@ use super::record::Record;
 use crate::zk::url::ZkUrl;
 
 /// The record's path under the set's root.
-pub const RECORD: &str = "/migration";
+pub use proto::zk_url::MIGRATION_RECORD as RECORD;
 
 /// The record at `url`, if there is one.
 pub async fn read_record(client: &zk::Client, url: &ZkUrl) -> Result<Option<Record>, String> {

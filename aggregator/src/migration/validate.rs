@@ -7,11 +7,11 @@ use super::{
     checks::foreign_sessions,
     controller::Migration,
     fence::WRITES,
-    parse,
+    parse, paths_differ,
     record::{Record, RuleError},
     zk_error,
 };
-use crate::zk::read::acl_entries;
+use crate::{ha::election::CONTENDER_PREFIX, zk::read::acl_entries};
 
 /// How long a phase 2 validation waits for both trees to be alike.
 const VALIDATE_PATIENCE: Duration = Duration::from_secs(10);
@@ -50,11 +50,7 @@ impl Migration {
                         ));
                     }
                     if tokio::time::Instant::now() >= deadline {
-                        return Err(MigrationError::Check(format!(
-                            "{} path(s) differ between the clusters: {}",
-                            left.len(),
-                            left.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-                        )));
+                        return Err(MigrationError::Check(paths_differ(&left)));
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -74,7 +70,7 @@ impl Migration {
                     .await
                     .map_err(|e| MigrationError::Check(format!("listing {source}: {e}")))?
                     .into_iter()
-                    .filter(|c| c.starts_with("json.info_"))
+                    .filter(|c| c.starts_with(CONTENDER_PREFIX))
                     .count();
                 let advertised = usize::from(self.advert_session().is_some());
                 if contenders > advertised {
@@ -89,6 +85,8 @@ impl Migration {
                 let links = self.shared.links.discovery();
                 // Every agent the master knows must be back (asked to look again, it
                 // reconnects after a moment).
+                let connected: std::collections::HashSet<&str> =
+                    links.iter().map(|(id, _)| id.as_str()).collect();
                 let known: Vec<String> = self
                     .master
                     .lock()
@@ -97,7 +95,7 @@ impl Migration {
                     .collect();
                 let away: Vec<&String> = known
                     .iter()
-                    .filter(|id| !links.iter().any(|(l, _)| l == *id))
+                    .filter(|id| !connected.contains(id.as_str()))
                     .collect();
                 if !away.is_empty() {
                     return Err(MigrationError::Check(format!(
