@@ -353,11 +353,6 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
             let taken = take_over(ha, &leadership, master_config, &address, data_dir).await;
             let master = taken.unwrap_or_else(|err| ha::restart(&format!("{err:#}")));
             moved.abort();
-            // The standby's API gives way only now, just before the leader's binds.
-            let _ = leading.send(());
-            if let Some(standby_http) = standby_http {
-                let _ = standby_http.await;
-            }
             (master, Some(leadership))
         }
         None => {
@@ -387,6 +382,12 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> anyhow::Result<()
         shared.metrics.master_offers.clone(),
         shared.metrics.allocation_seconds.clone(),
     ));
+    // A standby's API gives way only now, right before the leader's binds (connections
+    // wait in the new listener's backlog until it serves), so clients meet no refusal.
+    let _ = leading.send(());
+    if let Some(standby_http) = standby_http {
+        let _ = standby_http.await;
+    }
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("binding HTTP on {}", args.http))?;
